@@ -1,0 +1,30 @@
+"""Benchmark settings: one thread count for every library, PyTorch as the peer in the same run."""
+import os
+
+import pytest
+
+THREADS = int(os.environ.get("FASTCONV_BENCH_THREADS", os.cpu_count()))
+
+
+def pytest_configure(config):
+    import fastconv
+    fastconv.set_num_threads(THREADS)
+    try:
+        import torch
+        torch.set_num_threads(THREADS)
+    except ImportError:
+        pass
+
+
+@pytest.fixture
+def record(benchmark):
+    """Run ``fn`` under pytest-benchmark and store GFLOP/s (or GB/s) from the median time."""
+    def run(fn, flops=None, bytes_moved=None, **info):
+        benchmark.extra_info.update(info, threads=THREADS)
+        benchmark.pedantic(fn, warmup_rounds=1, rounds=7, iterations=1)
+        median = benchmark.stats.stats.median
+        if flops:
+            benchmark.extra_info["gflops"] = flops / median / 1e9
+        if bytes_moved:
+            benchmark.extra_info["gbytes_per_s"] = bytes_moved / median / 1e9
+    return run

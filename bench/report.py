@@ -1,0 +1,39 @@
+"""Turn a pytest-benchmark JSON into a markdown table of speed ratios against PyTorch.
+
+    python bench/report.py bench/results/cpu-2core.json > bench/results/cpu-2core.md
+
+Ratio = PyTorch's median time / ours (> 1: fastconv is faster). Ratios, not absolute times,
+are what carry across these shared, noisy machines.
+"""
+import json
+import sys
+from collections import defaultdict
+
+
+def main(path):
+    data = json.load(open(path))
+    groups = defaultdict(dict)
+    for b in data["benchmarks"]:
+        groups[b["group"]][b["extra_info"]["impl"]] = b
+    impls = sorted({i for g in groups.values() for i in g if i != "torch"})
+    print(f"# Speed vs PyTorch {data['machine_info'].get('cpu', {}).get('brand_raw', '')}\n")
+    print(f"threads: {data['benchmarks'][0]['extra_info'].get('threads')}; ratio = PyTorch "
+          "median time / fastconv median time (> 1 is faster); best = best fastconv algorithm; "
+          "rate = GFLOP/s (pooling: GB/s).\n")
+    print("| layer | PyTorch rate | best | best ratio | " + " | ".join(impls) + " |")
+    print("|---" * (4 + len(impls)) + "|")
+    for name, g in groups.items():
+        if "torch" not in g:
+            continue
+        ref = g["torch"]["stats"]["median"]
+        ratios = {i: ref / g[i]["stats"]["median"] for i in impls if i in g}
+        best = max(ratios, key=ratios.get)
+        info = g["torch"]["extra_info"]
+        rate = info.get("gflops", info.get("gbytes_per_s", 0))
+        cells = [f"{ratios[i]:.2f}" if i in ratios else "" for i in impls]
+        print(f"| {name} | {rate:.1f} | {best} | **{ratios[best]:.2f}** | " + " | ".join(cells)
+              + " |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
