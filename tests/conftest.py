@@ -19,7 +19,8 @@ def _backend_param(name):
     try:
         backends.get(name)
     except ImportError as err:
-        return pytest.param(name, marks=pytest.mark.skip(reason=f"backend {name!r}: {err}"))
+        reason = f"backend {name!r} not installed: {err.__cause__ or err}"
+        return pytest.param(name, marks=pytest.mark.skip(reason=reason))
     return pytest.param(name)
 
 

@@ -82,17 +82,17 @@ KERNEL_CALLS = {
         np.zeros((2, 6, 6, 6), np.float32), W, np.zeros((2, 8, 8, 3), np.float32),
         1, 1, 0, 0, 1, 1, 1),
     "conv_direct.backward_weight": lambda k: k.conv_direct.backward_weight(
-        np.zeros((2, 9, 6, 6), np.float32), X, np.zeros_like(W), 1, 1, 0, 0, 1, 1, 1),
+        np.zeros((3, 6, 6, 6), np.float32), X, np.zeros_like(W), 1, 1, 0, 0, 1, 1, 1),
     "im2col.im2col": lambda k: k.im2col.im2col(
         X, np.zeros((1, 36, 36), np.float32), 11, 3, 3, 6, 6, 1, 1, 0, 0, 1, 1),
     "im2col.col2im": lambda k: k.im2col.col2im(
-        np.zeros((1, 36, 36), np.float32), np.zeros((2, 8, 8, 4), np.float32), 0,
-        3, 3, 7, 6, 1, 1, 0, 0, 1, 1),
+        np.zeros((1, 36, 35), np.float32), np.zeros((2, 8, 8, 4), np.float32), 0,
+        3, 3, 6, 6, 1, 1, 0, 0, 1, 1),
     "depthwise.forward": lambda k: k.depthwise.forward(
         X, np.zeros((3, 3, 1, 6), np.float32), np.zeros((2, 6, 6, 6), np.float32),
         1, 1, 0, 0, 1, 1),
     "pool.max_forward": lambda k: k.pool.max_forward(
-        X, np.zeros((2, 5, 4, 4), np.float32), 2, 2, 2, 2, 0, 0),
+        X, np.zeros((2, 4, 4, 5), np.float32), 2, 2, 2, 2, 0, 0),
     "pool.avg_backward": lambda k: k.pool.avg_backward(
         np.zeros((2, 4, 4, 4), np.float32), np.zeros((2, 8, 8, 5), np.float32), 2, 2, 2, 2, 0, 0),
     "stride zero": lambda k: k.conv_direct.forward(

@@ -13,19 +13,23 @@ class BackendUnavailableError(ImportError):
     """The backend exists but its dependencies (Numba, CuPy, a GPU, the compiled kernels) do not."""
 
 
+def _load(name):
+    if name not in _loaded:
+        _loaded[name] = importlib.import_module(f"fastconv.backends.{name}").BACKEND
+    return _loaded[name]
+
+
 def get(name):
     """The backend called ``name``; a clear error if the name is unknown or it cannot load."""
     if name not in NAMES:
         raise ValueError(f"unknown backend {name!r}; fastconv has {NAMES}, "
                          f"installed here: {available()}")
-    if name not in _loaded:
-        try:
-            _loaded[name] = importlib.import_module(f"fastconv.backends.{name}").BACKEND
-        except ImportError as err:
-            raise BackendUnavailableError(
-                f"backend {name!r} is not available: {err}. Installed backends: "
-                f"{available()}") from err
-    return _loaded[name]
+    try:
+        return _load(name)
+    except ImportError as err:
+        raise BackendUnavailableError(
+            f"backend {name!r} is not available: {err}. Installed backends: "
+            f"{available()}") from err
 
 
 def available():
@@ -33,7 +37,7 @@ def available():
     names = []
     for name in NAMES:
         try:
-            get(name)
+            _load(name)
         except ImportError:
             continue
         names.append(name)

@@ -1,0 +1,93 @@
+"""Plain-Python argument checks shared by the public wrappers of the Numba kernels.
+
+Every wrapper calls these before its ``@njit`` kernel, so that no arguments Python can pass
+make a kernel read or write out of bounds (``kernels/README.md``): a violation raises
+``ValueError`` naming the operation and what disagrees. Nothing here imports Numba.
+"""
+import operator
+
+import numpy as np
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+# Geometry integers are bounded so that no index arithmetic in a kernel can overflow int64.
+_INT_MAX = 1 << 30
+
+
+def integers(op, minimum, **values):
+    """Return ``values`` as a tuple of Python ints, each checked to lie in ``[minimum, 2**30]``."""
+    out = []
+    for name, value in values.items():
+        try:
+            v = operator.index(value)
+        except TypeError:
+            raise ValueError(f"{op}: {name} must be an integer, got {value!r}") from None
+        if not minimum <= v <= _INT_MAX:
+            raise ValueError(f"{op}: {name} must be an integer in [{minimum}, {_INT_MAX}], "
+                             f"got {v}")
+        out.append(v)
+    return tuple(out)
+
+
+def geometry(op, sh, sw, pt, pl, dil_h=1, dil_w=1):
+    """Strides and dilations >= 1, top/left padding >= 0, as ints."""
+    sh, sw, dil_h, dil_w = integers(op, 1, sh=sh, sw=sw, dil_h=dil_h, dil_w=dil_w)
+    pt, pl = integers(op, 0, pt=pt, pl=pl)
+    return sh, sw, pt, pl, dil_h, dil_w
+
+
+def arrays(op, inputs, outputs, contiguous=True):
+    """Check NumPy arrays of rank 4 (or as given), one float dtype, C-contiguous, outputs writable.
+
+    ``inputs`` / ``outputs``: dicts ``name -> (array, ndim)``. Outputs must not share memory with
+    any other argument. With ``contiguous=False`` only the last axis of rank-3 arrays must be
+    contiguous (im2col's ``cols`` may be a row slice of a larger workspace).
+    """
+    named = list(inputs.items()) + list(outputs.items())
+    dtype = None
+    for name, (a, ndim) in named:
+        if not isinstance(a, np.ndarray):
+            raise ValueError(f"{op}: {name} must be a NumPy array, got {type(a).__name__}")
+        if a.ndim != ndim:
+            raise ValueError(f"{op}: {name} must have {ndim} dimensions, got shape {a.shape}")
+        if a.dtype not in _FLOATS:
+            raise ValueError(f"{op}: {name} must be float32 or float64, got {a.dtype}")
+        if dtype is None:
+            dtype = a.dtype
+        elif a.dtype != dtype:
+            raise ValueError(f"{op}: all arrays must have one dtype, got {dtype} and {a.dtype} "
+                             f"({name})")
+        if contiguous or ndim != 3:
+            if not a.flags.c_contiguous:
+                raise ValueError(f"{op}: {name} must be C-contiguous")
+        elif a.shape[2] > 1 and a.strides[2] != a.itemsize:
+            raise ValueError(f"{op}: the last axis of {name} must be contiguous")
+    for name, (a, _) in outputs.items():
+        if not a.flags.writeable:
+            raise ValueError(f"{op}: the output {name} is read-only")
+        for other, (b, _) in named:
+            if other != name and np.may_share_memory(a, b):
+                raise ValueError(f"{op}: the output {name} overlaps {other}")
+
+
+def shape(op, name, a, expected):
+    """``a.shape == expected`` or a ValueError showing both."""
+    if tuple(a.shape) != tuple(expected):
+        raise ValueError(f"{op}: {name} has shape {tuple(a.shape)}, expected {tuple(expected)}")
+
+
+def output_size(op, axis, out, size, k, s, p, d, pool=False):
+    """Check that ``out`` output cells along one axis agree with the input ``size``.
+
+    ``out`` must be what ``floor((size + p + p_end - span) / s) + 1`` gives for some bottom/right
+    padding ``p_end >= 0`` (span = ``d*(k-1) + 1``), i.e. no smaller than with ``p_end = 0``.
+    For pooling (``pool=True``) every window must also hold at least one real cell.
+    """
+    span = d * (k - 1) + 1
+    least = max((size + p - span) // s + 1, 1) if size else 0
+    if out < least:
+        raise ValueError(f"{op}: {out} output {axis} is too few for input {axis} {size} with "
+                         f"kernel {k}, stride {s}, dilation {d}, padding {p} "
+                         f"(at least {least}: the implied end padding would be negative)")
+    if pool and out and (size < 1 or p >= span or (out - 1) * s - p >= size):
+        raise ValueError(f"{op}: with input {axis} {size}, window {k}, stride {s} and padding "
+                         f"{p}, {out} output {axis} would hold a window with no input cell")

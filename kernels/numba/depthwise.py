@@ -1,0 +1,243 @@
+"""Depthwise convolution (groups == channels), NHWC, Numba backend (``kernels/README.md``).
+
+Weights are ``w[KH, KW, 1, C*M]``: output channel ``c*M + m`` reads input channel ``c``
+(depth multiplier ``M``). ``M == 1`` has its own kernels whose innermost loop runs over the
+contiguous channel axis of every array; each kernel compiles on first use.
+"""
+import numba
+import numpy as np
+from numba import prange
+
+from . import _checks
+
+# error_model="numpy": no ZeroDivisionError checks inside the loops (every divisor is checked
+# positive by the wrapper). No fastmath: it measured no clear gain, and its nnan/ninf flags would
+# break NaN propagation.
+_JIT = dict(parallel=True, cache=True, nogil=True, error_model="numpy")
+_CB_MIN = 64
+
+
+def _check(op, act, w, out, act_name, out_name, sh, sw, pt, pl, dil_h, dil_w):
+    """Shared checks; returns ``(M, geometry...)``. ``act`` is the input-side activation."""
+    sh, sw, pt, pl, dil_h, dil_w = _checks.geometry(op, sh, sw, pt, pl, dil_h, dil_w)
+    n, h, wd, c = act.shape
+    kh, kw, one, cm = w.shape
+    if kh < 1 or kw < 1 or one != 1:
+        raise ValueError(f"{op}: w must have shape (KH >= 1, KW >= 1, 1, C*M), got {w.shape}")
+    if c < 1 or cm < 1 or cm % c:
+        raise ValueError(f"{op}: w.shape[3] = {cm} is not a positive multiple of the {c} "
+                         f"channels of {act_name} {act.shape}")
+    if out.shape[0] != n or out.shape[3] != cm:
+        raise ValueError(f"{op}: {out_name} has shape {out.shape}, expected "
+                         f"({n}, OH, OW, {cm}) for {act_name} {act.shape} and w {w.shape}")
+    _checks.output_size(op, "rows", out.shape[1], h, kh, sh, pt, dil_h)
+    _checks.output_size(op, "columns", out.shape[2], wd, kw, sw, pl, dil_w)
+    return cm // c, (sh, sw, pt, pl, dil_h, dil_w)
+
+
+def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w):
+    """``y[n, oh, ow, c*M + m] = sum_ij x[n, ih, iw, c] * w[i, j, 0, c*M + m]`` (y overwritten)."""
+    op = "depthwise.forward"
+    _checks.arrays(op, {"x": (x, 4), "w": (w, 4)}, {"y": (y, 4)})
+    m, geo = _check(op, x, w, y, "x", "y", sh, sw, pt, pl, dil_h, dil_w)
+    if m == 1:
+        _forward_1(x, w, y, *geo)
+    else:
+        _forward_m(x, w, y, m, *geo)
+
+
+def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w):
+    """Gradient of :func:`forward` with respect to x, into ``gx`` (overwritten)."""
+    op = "depthwise.backward_input"
+    _checks.arrays(op, {"gy": (gy, 4), "w": (w, 4)}, {"gx": (gx, 4)})
+    m, geo = _check(op, gx, w, gy, "gx", "gy", sh, sw, pt, pl, dil_h, dil_w)
+    if m == 1:
+        _backward_input_1(gy, w, gx, *geo)
+    else:
+        _backward_input_m(gy, w, gx, m, *geo)
+
+
+def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w):
+    """Gradient of :func:`forward` with respect to w, into ``gw`` ``(KH, KW, 1, C*M)``."""
+    op = "depthwise.backward_weight"
+    _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4)}, {"gw": (gw, 4)})
+    m, geo = _check(op, x, gw, gy, "x", "gy", sh, sw, pt, pl, dil_h, dil_w)
+    c = x.shape[3]
+    # input channels per task: at least _CB_MIN output channels (a long inner loop), and about
+    # one task per thread
+    cb = max(-(-_CB_MIN // m), -(-c // numba.get_num_threads()))
+    _backward_weight(gy, x, gw, m, cb, *geo)
+
+
+# ------------------------------------------------------------------------------------ kernels
+# Innermost loops index 1-D row views from 0, which LLVM vectorises (see conv_direct.py).
+
+@numba.njit(**_JIT)
+def _forward_1(x, w, y, sh, sw, pt, pl, dil_h, dil_w):
+    n_img, h, wd, c = x.shape
+    kh, kw = w.shape[0], w.shape[1]
+    oh_n, ow_n = y.shape[1], y.shape[2]
+    # each (n, oh) owns the output row y[n, oh]
+    for t in prange(n_img * oh_n):
+        n = t // oh_n
+        oh = t - n * oh_n
+        for ow in range(ow_n):
+            yr = y[n, oh, ow]
+            for k in range(c):
+                yr[k] = 0
+            for i in range(kh):
+                ih = oh * sh - pt + i * dil_h
+                if ih < 0 or ih >= h:
+                    continue
+                for j in range(kw):
+                    iw = ow * sw - pl + j * dil_w
+                    if iw < 0 or iw >= wd:
+                        continue
+                    xr = x[n, ih, iw]
+                    wr = w[i, j, 0]
+                    for k in range(c):
+                        yr[k] += xr[k] * wr[k]
+
+
+@numba.njit(**_JIT)
+def _forward_m(x, w, y, m, sh, sw, pt, pl, dil_h, dil_w):
+    n_img, h, wd, c = x.shape
+    kh, kw, _, cm = w.shape
+    oh_n, ow_n = y.shape[1], y.shape[2]
+    for t in prange(n_img * oh_n):
+        n = t // oh_n
+        oh = t - n * oh_n
+        xe = np.empty(cm, x.dtype)  # an input cell, each channel repeated M times
+        for ow in range(ow_n):
+            yr = y[n, oh, ow]
+            for k in range(cm):
+                yr[k] = 0
+            for i in range(kh):
+                ih = oh * sh - pt + i * dil_h
+                if ih < 0 or ih >= h:
+                    continue
+                for j in range(kw):
+                    iw = ow * sw - pl + j * dil_w
+                    if iw < 0 or iw >= wd:
+                        continue
+                    _expand(x[n, ih, iw], xe, m)
+                    wr = w[i, j, 0]
+                    for k in range(cm):
+                        yr[k] += xe[k] * wr[k]
+
+
+@numba.njit(inline="always")
+def _expand(xr, xe, m):
+    """``xe[c*m + r] = xr[c]``."""
+    for ci in range(xr.shape[0]):
+        v = xr[ci]
+        for r in range(m):
+            xe[ci * m + r] = v
+
+
+@numba.njit(**_JIT)
+def _backward_input_1(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w):
+    n_img, h, wd, c = gx.shape
+    kh, kw = w.shape[0], w.shape[1]
+    oh_n, ow_n = gy.shape[1], gy.shape[2]
+    # gather: each (n, ih) owns the input row gx[n, ih]
+    for t in prange(n_img * h):
+        n = t // h
+        ih = t - n * h
+        for iw in range(wd):
+            gxr = gx[n, ih, iw]
+            for k in range(c):
+                gxr[k] = 0
+        for i in range(kh):
+            a = ih + pt - i * dil_h
+            if a < 0 or a % sh:
+                continue
+            oh = a // sh
+            if oh >= oh_n:
+                continue
+            for j in range(kw):
+                wr = w[i, j, 0]
+                for ow in range(ow_n):
+                    iw = ow * sw - pl + j * dil_w
+                    if iw < 0 or iw >= wd:
+                        continue
+                    gxr = gx[n, ih, iw]
+                    gyr = gy[n, oh, ow]
+                    for k in range(c):
+                        gxr[k] += gyr[k] * wr[k]
+
+
+@numba.njit(**_JIT)
+def _backward_input_m(gy, w, gx, m, sh, sw, pt, pl, dil_h, dil_w):
+    n_img, h, wd, c = gx.shape
+    kh, kw = w.shape[0], w.shape[1]
+    oh_n, ow_n = gy.shape[1], gy.shape[2]
+    for t in prange(n_img * h):
+        n = t // h
+        ih = t - n * h
+        for iw in range(wd):
+            gxr = gx[n, ih, iw]
+            for ci in range(c):
+                gxr[ci] = 0
+        for i in range(kh):
+            a = ih + pt - i * dil_h
+            if a < 0 or a % sh:
+                continue
+            oh = a // sh
+            if oh >= oh_n:
+                continue
+            for j in range(kw):
+                for ow in range(ow_n):
+                    iw = ow * sw - pl + j * dil_w
+                    if iw < 0 or iw >= wd:
+                        continue
+                    gxr = gx[n, ih, iw]
+                    gyr = gy[n, oh, ow]
+                    # multiplier r: the strided views of channels c*m + r
+                    for r in range(m):
+                        gyv = gyr[r::m]
+                        wv = w[i, j, 0, r::m]
+                        for ci in range(c):
+                            gxr[ci] += gyv[ci] * wv[ci]
+
+
+@numba.njit(**_JIT)
+def _backward_weight(gy, x, gw, m, cb, sh, sw, pt, pl, dil_h, dil_w):
+    n_img, h, wd, c = x.shape
+    kh, kw, _, cm = gw.shape
+    oh_n, ow_n = gy.shape[1], gy.shape[2]
+    nb = (c + cb - 1) // cb
+    # each task owns the block of input channels [c0, c1), i.e. gw[:, :, 0, c0*m:c1*m], and runs
+    # every filter tap, so that it reads gy and x once
+    for t in prange(nb):
+        c0 = t * cb
+        c1 = min(c0 + cb, c)
+        k0 = c0 * m
+        k1 = c1 * m
+        xe = np.empty(k1 - k0, x.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                gwr = gw[i, j, 0, k0:k1]
+                for k in range(k1 - k0):
+                    gwr[k] = 0
+        for n in range(n_img):
+            for oh in range(oh_n):
+                for ow in range(ow_n):
+                    gyr = gy[n, oh, ow, k0:k1]
+                    for i in range(kh):
+                        ih = oh * sh - pt + i * dil_h
+                        if ih < 0 or ih >= h:
+                            continue
+                        for j in range(kw):
+                            iw = ow * sw - pl + j * dil_w
+                            if iw < 0 or iw >= wd:
+                                continue
+                            gwr = gw[i, j, 0, k0:k1]
+                            if m == 1:
+                                xr = x[n, ih, iw, c0:c1]
+                                for k in range(k1 - k0):
+                                    gwr[k] += xr[k] * gyr[k]
+                            else:
+                                _expand(x[n, ih, iw, c0:c1], xe, m)
+                                for k in range(k1 - k0):
+                                    gwr[k] += xe[k] * gyr[k]
