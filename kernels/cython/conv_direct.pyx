@@ -64,7 +64,8 @@ def _check(op, act, w, out, act_name, out_name, sh, sw, pt, pl, dil_h, dil_w, gr
 
 
 def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups):
-    """``y[n, oh, ow, o] = sum x[n, oh*sh - pt + i*dil_h, ow*sw - pl + j*dil_w, c] * w[i, j, c', o]``.
+    """``y[n, oh, ow, o]`` = sum over taps ``(i, j)`` and the group's input channels ``c`` of
+    ``x[n, oh*sh - pt + i*dil_h, ow*sw - pl + j*dil_w, g*Cg + c] * w[i, j, c, o]``.
 
     x ``(N, H, W, C)``, w ``(KH, KW, C // groups, O)``, y ``(N, OH, OW, O)`` (overwritten).
     """
@@ -75,7 +76,7 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups):
 
 
 def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups):
-    """Gradient of :func:`forward` with respect to x, into ``gx`` ``(N, H, W, C)`` (overwritten)."""
+    """Gradient of :func:`forward` with respect to x, into ``gx`` (N, H, W, C), overwritten."""
     op = "conv_direct.backward_input"
     _checks.arrays(op, {"gy": (gy, 4), "w": (w, 4)}, {"gx": (gx, 4)})
     _check(op, gx, w, gy, "gx", "gy", sh, sw, pt, pl, dil_h, dil_w, groups)

@@ -9,11 +9,8 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.string cimport memset
 
+from fastconv.kernels.cython.threads import get_max_threads
 from fastconv.kernels.numba import _checks
-
-# input channels per task of backward_weight
-cdef enum:
-    BLOCK = 32
 
 
 cdef inline void _madd(Py_ssize_t C, Py_ssize_t M, const floating* a, const floating* b,
@@ -63,7 +60,8 @@ def _check(op, act, w, out, act_name, out_name, sh, sw, pt, pl, dil_h, dil_w):
 
 
 def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w):
-    """``y[n, oh, ow, c*M + m] = sum x[n, oh*sh - pt + i*dil_h, ow*sw - pl + j*dil_w, c] * w[i, j, 0, c*M + m]``.
+    """``y[n, oh, ow, c*M + m]`` = sum over taps ``(i, j)`` of
+    ``x[n, oh*sh - pt + i*dil_h, ow*sw - pl + j*dil_w, c] * w[i, j, 0, c*M + m]``.
 
     x ``(N, H, W, C)``, w ``(KH, KW, 1, C*M)``, y ``(N, OH, OW, C*M)`` (overwritten).
     """
@@ -74,7 +72,7 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w):
 
 
 def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w):
-    """Gradient of :func:`forward` with respect to x, into ``gx`` ``(N, H, W, C)`` (overwritten)."""
+    """Gradient of :func:`forward` with respect to x, into ``gx`` (N, H, W, C), overwritten."""
     op = "depthwise.backward_input"
     _checks.arrays(op, {"gy": (gy, 4), "w": (w, 4)}, {"gx": (gx, 4)})
     _check(op, gx, w, gy, "gx", "gy", sh, sw, pt, pl, dil_h, dil_w)
@@ -86,7 +84,10 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w):
     op = "depthwise.backward_weight"
     _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4)}, {"gw": (gw, 4)})
     _check(op, x, gw, gy, "x", "gy", sh, sw, pt, pl, dil_h, dil_w)
-    _backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w)
+    # input channels per task: one block per thread, but at least 64 output channels
+    c, m = x.shape[3], gw.shape[3] // x.shape[3]
+    block = max(-(-64 // m), -(-c // get_max_threads()))
+    _backward_weight(gy, x, gw, block, sh, sw, pt, pl, dil_h, dil_w)
 
 
 def _forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
@@ -148,19 +149,19 @@ def _backward_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1
 
 
 def _backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
-                     floating[:, :, :, ::1] gw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt,
-                     Py_ssize_t pl, Py_ssize_t dil_h, Py_ssize_t dil_w):
+                     floating[:, :, :, ::1] gw, Py_ssize_t block, Py_ssize_t sh, Py_ssize_t sw,
+                     Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dil_h, Py_ssize_t dil_w):
     cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3], KH = gw.shape[0]
     cdef Py_ssize_t KW = gw.shape[1], OH = gy.shape[1], OW = gy.shape[2]
-    cdef Py_ssize_t M = gw.shape[3] // C, blocks = (C + BLOCK - 1) // BLOCK
+    cdef Py_ssize_t M = gw.shape[3] // C, blocks = (C + block - 1) // block
     cdef Py_ssize_t t, n, oh, ow, i, j, ih, iw, c0, nc
     cdef const floating* gyp
     with nogil:
         # each block of input channels owns gw[:, :, 0, c0*M:(c0 + nc)*M] and runs every tap,
         # so that it reads each row of gy once
         for t in prange(blocks, schedule="static"):
-            c0 = t * BLOCK
-            nc = min(BLOCK, C - c0)
+            c0 = t * block
+            nc = min(block, C - c0)
             for i in range(KH):
                 for j in range(KW):
                     memset(&gw[i, j, 0, c0 * M], 0, nc * M * sizeof(floating))

@@ -44,7 +44,7 @@ def im2col(x, cols, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w):
 
 
 def col2im(cols, gx, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w):
-    """Adjoint of :func:`im2col`: **add** each column of the tile into the cell of ``gx`` it came from."""
+    """Adjoint of :func:`im2col`: **add** every ``cols`` entry to the ``gx`` cell it came from."""
     op = "im2col.col2im"
     _checks.arrays(op, {"cols": (cols, 3)}, {"gx": (gx, 4)}, contiguous=False)
     _check(op, gx, cols, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w)

@@ -43,7 +43,7 @@ def _check(op, x, y, x_name, y_name, kh, kw, sh, sw, pt, pl):
 
 
 def max_forward(x, y, kh, kw, sh, sw, pt, pl):
-    """``y[n, oh, ow, c]`` = the winner of the window's real cells: x ``(N, H, W, C)``, y overwritten."""
+    """``y[n, oh, ow, c]`` = the winner of the window's real cells; y is overwritten."""
     op = "pool.max_forward"
     _checks.arrays(op, {"x": (x, 4)}, {"y": (y, 4)})
     _check(op, x, y, "x", "y", kh, kw, sh, sw, pt, pl)
@@ -51,7 +51,7 @@ def max_forward(x, y, kh, kw, sh, sw, pt, pl):
 
 
 def max_backward(x, gy, gx, kh, kw, sh, sw, pt, pl):
-    """Gradient of :func:`max_forward`: ``gx`` (overwritten) gets each ``gy`` at its window's winner."""
+    """Gradient of :func:`max_forward`: ``gx`` (overwritten) gets each ``gy`` at its winner."""
     op = "pool.max_backward"
     _checks.arrays(op, {"x": (x, 4), "gy": (gy, 4)}, {"gx": (gx, 4)})
     _check(op, x, gy, "x", "gy", kh, kw, sh, sw, pt, pl)
@@ -147,7 +147,7 @@ def _max_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] g
                                 b = bp[c]
                                 bp[c] = v if (b == b) & (not v <= b) else b
                     # pass 2: the first cell holding that value (NaN matching NaN) takes the
-                    # pending gradient; loads outside the selects keep the loop vectorisable
+                    # pending gradient (selects, not branches: which cell wins is unpredictable)
                     gp = &gy[n, oh, ow, c0]
                     for c in range(nc):
                         fp[c] = gp[c]

@@ -2,7 +2,9 @@
 
 Weights are ``w[KH, KW, 1, C*M]``: output channel ``c*M + m`` reads input channel ``c``
 (depth multiplier ``M``). ``M == 1`` has its own kernels whose innermost loop runs over the
-contiguous channel axis of every array; each kernel compiles on first use.
+contiguous channel axis of every array; the ``M > 1`` kernels first regroup the weights (and gy)
+by multiplier, ``[..., M, C]``, so that their innermost loops are contiguous too. Each kernel
+compiles on first use.
 """
 import numba
 import numpy as np
@@ -66,7 +68,10 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w):
     # input channels per task: at least _CB_MIN output channels (a long inner loop), and about
     # one task per thread
     cb = max(-(-_CB_MIN // m), -(-c // numba.get_num_threads()))
-    _backward_weight(gy, x, gw, m, cb, *geo)
+    if m == 1:
+        _backward_weight_1(gy, x, gw, cb, *geo)
+    else:
+        _backward_weight_m(gy, x, gw, m, cb, *geo)
 
 
 # ------------------------------------------------------------------------------------ kernels
@@ -98,20 +103,36 @@ def _forward_1(x, w, y, sh, sw, pt, pl, dil_h, dil_w):
                     for k in range(c):
                         yr[k] += xr[k] * wr[k]
 
+@numba.njit(**_JIT)
+def _by_multiplier(a, m):
+    """``a[P, C*M]`` regrouped as ``out[P, M, C]``, ``out[p, r, c] = a[p, c*M + r]``: each
+    multiplier's channels become contiguous, so the M > 1 kernels vectorise over ``c``."""
+    p_n, cm = a.shape
+    c = cm // m
+    out = np.empty((p_n, m, c), a.dtype)
+    for p in prange(p_n):
+        ar = a[p]
+        for ci in range(c):
+            for r in range(m):
+                out[p, r, ci] = ar[ci * m + r]
+    return out
+
 
 @numba.njit(**_JIT)
 def _forward_m(x, w, y, m, sh, sw, pt, pl, dil_h, dil_w):
     n_img, h, wd, c = x.shape
-    kh, kw, _, cm = w.shape
+    kh, kw = w.shape[0], w.shape[1]
     oh_n, ow_n = y.shape[1], y.shape[2]
+    wt = _by_multiplier(w.reshape((kh * kw, c * m)), m).reshape((kh, kw, m, c))
+    # each (n, oh) owns the output row y[n, oh]
     for t in prange(n_img * oh_n):
         n = t // oh_n
         oh = t - n * oh_n
-        xe = np.empty(cm, x.dtype)  # an input cell, each channel repeated M times
+        acc = np.empty((m, c), y.dtype)  # acc[r, c] is y[n, oh, ow, c*m + r]
         for ow in range(ow_n):
-            yr = y[n, oh, ow]
-            for k in range(cm):
-                yr[k] = 0
+            for r in range(m):
+                for ci in range(c):
+                    acc[r, ci] = 0
             for i in range(kh):
                 ih = oh * sh - pt + i * dil_h
                 if ih < 0 or ih >= h:
@@ -120,19 +141,17 @@ def _forward_m(x, w, y, m, sh, sw, pt, pl, dil_h, dil_w):
                     iw = ow * sw - pl + j * dil_w
                     if iw < 0 or iw >= wd:
                         continue
-                    _expand(x[n, ih, iw], xe, m)
-                    wr = w[i, j, 0]
-                    for k in range(cm):
-                        yr[k] += xe[k] * wr[k]
+                    xr = x[n, ih, iw]
+                    for r in range(m):
+                        ar = acc[r]
+                        wr = wt[i, j, r]
+                        for ci in range(c):
+                            ar[ci] += xr[ci] * wr[ci]
+            yr = y[n, oh, ow]
+            for ci in range(c):
+                for r in range(m):
+                    yr[ci * m + r] = acc[r, ci]
 
-
-@numba.njit(inline="always")
-def _expand(xr, xe, m):
-    """``xe[c*m + r] = xr[c]``."""
-    for ci in range(xr.shape[0]):
-        v = xr[ci]
-        for r in range(m):
-            xe[ci * m + r] = v
 
 
 @numba.njit(**_JIT)
@@ -167,11 +186,16 @@ def _backward_input_1(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w):
                         gxr[k] += gyr[k] * wr[k]
 
 
+
 @numba.njit(**_JIT)
 def _backward_input_m(gy, w, gx, m, sh, sw, pt, pl, dil_h, dil_w):
     n_img, h, wd, c = gx.shape
     kh, kw = w.shape[0], w.shape[1]
     oh_n, ow_n = gy.shape[1], gy.shape[2]
+    wt = _by_multiplier(w.reshape((kh * kw, c * m)), m).reshape((kh, kw, m, c))
+    gyt = _by_multiplier(gy.reshape((n_img * oh_n * ow_n, c * m)), m).reshape(
+        (n_img, oh_n, ow_n, m, c))
+    # gather: each (n, ih) owns the input row gx[n, ih]
     for t in prange(n_img * h):
         n = t // h
         ih = t - n * h
@@ -192,38 +216,33 @@ def _backward_input_m(gy, w, gx, m, sh, sw, pt, pl, dil_h, dil_w):
                     if iw < 0 or iw >= wd:
                         continue
                     gxr = gx[n, ih, iw]
-                    gyr = gy[n, oh, ow]
-                    # multiplier r: the strided views of channels c*m + r
                     for r in range(m):
-                        gyv = gyr[r::m]
-                        wv = w[i, j, 0, r::m]
+                        gr = gyt[n, oh, ow, r]
+                        wr = wt[i, j, r]
                         for ci in range(c):
-                            gxr[ci] += gyv[ci] * wv[ci]
+                            gxr[ci] += gr[ci] * wr[ci]
 
 
 @numba.njit(**_JIT)
-def _backward_weight(gy, x, gw, m, cb, sh, sw, pt, pl, dil_h, dil_w):
+def _backward_weight_1(gy, x, gw, cb, sh, sw, pt, pl, dil_h, dil_w):
     n_img, h, wd, c = x.shape
-    kh, kw, _, cm = gw.shape
+    kh, kw = gw.shape[0], gw.shape[1]
     oh_n, ow_n = gy.shape[1], gy.shape[2]
     nb = (c + cb - 1) // cb
-    # each task owns the block of input channels [c0, c1), i.e. gw[:, :, 0, c0*m:c1*m], and runs
-    # every filter tap, so that it reads gy and x once
+    # each task owns the block of channels [c0, c1), gw[:, :, 0, c0:c1], and runs every filter
+    # tap, so that it reads gy and x once
     for t in prange(nb):
         c0 = t * cb
         c1 = min(c0 + cb, c)
-        k0 = c0 * m
-        k1 = c1 * m
-        xe = np.empty(k1 - k0, x.dtype)
         for i in range(kh):
             for j in range(kw):
-                gwr = gw[i, j, 0, k0:k1]
-                for k in range(k1 - k0):
+                gwr = gw[i, j, 0, c0:c1]
+                for k in range(c1 - c0):
                     gwr[k] = 0
         for n in range(n_img):
             for oh in range(oh_n):
                 for ow in range(ow_n):
-                    gyr = gy[n, oh, ow, k0:k1]
+                    gyr = gy[n, oh, ow, c0:c1]
                     for i in range(kh):
                         ih = oh * sh - pt + i * dil_h
                         if ih < 0 or ih >= h:
@@ -232,12 +251,45 @@ def _backward_weight(gy, x, gw, m, cb, sh, sw, pt, pl, dil_h, dil_w):
                             iw = ow * sw - pl + j * dil_w
                             if iw < 0 or iw >= wd:
                                 continue
-                            gwr = gw[i, j, 0, k0:k1]
-                            if m == 1:
-                                xr = x[n, ih, iw, c0:c1]
-                                for k in range(k1 - k0):
-                                    gwr[k] += xr[k] * gyr[k]
-                            else:
-                                _expand(x[n, ih, iw, c0:c1], xe, m)
-                                for k in range(k1 - k0):
-                                    gwr[k] += xe[k] * gyr[k]
+                            gwr = gw[i, j, 0, c0:c1]
+                            xr = x[n, ih, iw, c0:c1]
+                            for k in range(c1 - c0):
+                                gwr[k] += xr[k] * gyr[k]
+
+
+@numba.njit(**_JIT)
+def _backward_weight_m(gy, x, gw, m, cb, sh, sw, pt, pl, dil_h, dil_w):
+    n_img, h, wd, c = x.shape
+    kh, kw = gw.shape[0], gw.shape[1]
+    oh_n, ow_n = gy.shape[1], gy.shape[2]
+    gyt = _by_multiplier(gy.reshape((n_img * oh_n * ow_n, c * m)), m).reshape(
+        (n_img, oh_n, ow_n, m, c))
+    nb = (c + cb - 1) // cb
+    # each task owns the block of input channels [c0, c1), gw[:, :, 0, c0*m:c1*m]
+    for t in prange(nb):
+        c0 = t * cb
+        c1 = min(c0 + cb, c)
+        acc = np.zeros((kh, kw, m, c1 - c0), gw.dtype)  # acc[i, j, r, k]: gw[i, j, 0, (c0+k)*m + r]
+        for n in range(n_img):
+            for oh in range(oh_n):
+                for ow in range(ow_n):
+                    for i in range(kh):
+                        ih = oh * sh - pt + i * dil_h
+                        if ih < 0 or ih >= h:
+                            continue
+                        for j in range(kw):
+                            iw = ow * sw - pl + j * dil_w
+                            if iw < 0 or iw >= wd:
+                                continue
+                            xr = x[n, ih, iw, c0:c1]
+                            for r in range(m):
+                                ar = acc[i, j, r]
+                                gr = gyt[n, oh, ow, r, c0:c1]
+                                for k in range(c1 - c0):
+                                    ar[k] += xr[k] * gr[k]
+        for i in range(kh):
+            for j in range(kw):
+                gwr = gw[i, j, 0]
+                for k in range(c1 - c0):
+                    for r in range(m):
+                        gwr[(c0 + k) * m + r] = acc[i, j, r, k]
