@@ -8,22 +8,29 @@ activations, HWIO weights, C-contiguous) from :mod:`fastconv.functional`.
 
 Algorithms:
   ``direct``     one pass over the output, any geometry.
-  ``im2col``     row tiles of the input unrolled into ``cols`` (bounded by ``workspace_bytes``),
-                 one batched GEMM per tile over the groups; ``col2im`` for the input gradient.
+  ``im2col``     row tiles of the input unrolled into ``cols`` (``TILE_BYTES`` each, about an
+                 L2), one batched GEMM per tile over the groups; ``col2im`` for the input
+                 gradient. On the CPU the batch is split into one range of whole images per
+                 thread, and each thread runs its tiles with single-threaded kernels and BLAS:
+                 alternating multi-threaded OpenMP and BLAS regions made the cores wait on each
+                 other (bench/NOTES.md), and whole images keep ``col2im`` race-free.
   ``1x1``        1x1 filters without padding: the input *is* the column matrix (a strided view
                  subsampled for strides > 1): pure GEMM, no unrolling.
   ``depthwise``  groups == channels, any depth multiplier.
 """
-import math
+from concurrent.futures import ThreadPoolExecutor
 
-WORKSPACE_BYTES = 32 << 20
+TILE_BYTES = 4 << 20
+_pool = {}
 
 
 class NativeBackend:
-    def __init__(self, name, kernels, xp):
+    def __init__(self, name, kernels, xp, set_num_threads=None):
+        """``set_num_threads``: sets the calling thread's kernel threads (CPU backends only)."""
         self.name = name
         self.k = kernels
         self.xp = xp
+        self.set_num_threads = set_num_threads
 
     # ---------------------------------------------------------------- convolution
     def conv2d(self, x, w, g, algorithm):
@@ -38,8 +45,10 @@ class NativeBackend:
                       out=self._rows(y, g))
         else:
             wg, y_rows = self._grouped(w, g), self._rows(y, g)
-            for r0, cols in self._tiles(x, g):
+
+            def tile(r0, cols, _):
                 xp.matmul(cols, wg, out=y_rows[:, r0 * g.ow:r0 * g.ow + cols.shape[1]])
+            self._for_tiles(x, g, tile)
         return y
 
     def conv2d_backward(self, gy, x, w, g, algorithm, need_input_grad=True):
@@ -75,29 +84,50 @@ class NativeBackend:
 
     def _backward_im2col(self, gy, x, w, g, gx, gw):
         xp = self.xp
-        wg, gwg, dy_rows = self._grouped(w, g), self._grouped(gw, g), self._rows(gy, g)
-        gwg[...] = 0
+        wg, dy_rows = self._grouped(w, g), self._rows(gy, g)
         if gx is not None:
             gx[...] = 0
-        for r0, cols in self._tiles(x, g):
+
+        def tile(r0, cols, gw_part):
             dy = dy_rows[:, r0 * g.ow:r0 * g.ow + cols.shape[1]]
-            gwg += xp.matmul(cols.swapaxes(1, 2), dy)
+            gw_part += xp.matmul(cols.swapaxes(1, 2), dy)
             if gx is not None:
                 xp.matmul(dy, wg.swapaxes(1, 2), out=cols)
                 self.k.im2col.col2im(cols, gx, r0, g.kh, g.kw, g.oh, g.ow, *g.stride_args())
+        self._grouped(gw, g)[...] = sum(self._for_tiles(x, g, tile, wg.shape))
 
-    def _tiles(self, x, g):
-        """Yield ``(r0, cols)``: row tiles of the unrolled input, reusing one bounded workspace."""
+    def _for_tiles(self, x, g, body, acc_shape=None):
+        """Unroll every row tile into ``cols`` and call ``body(r0, cols, acc)``.
+
+        Returns the accumulators ``acc`` (zeros of ``acc_shape``), one per worker thread.
+        """
         xp = self.xp
         k = g.kh * g.kw * (g.c // g.groups)
-        row_bytes = g.groups * g.ow * k * x.dtype.itemsize
-        rows_total = g.n * g.oh
-        rows = max(1, min(rows_total, WORKSPACE_BYTES // row_bytes))
-        work = xp.empty((g.groups, rows * g.ow, k), x.dtype)
-        for r0 in range(0, rows_total, rows):
-            cols = work[:, :min(rows, rows_total - r0) * g.ow]
-            self.k.im2col.im2col(x, cols, r0, g.kh, g.kw, g.oh, g.ow, *g.stride_args())
-            yield r0, cols
+        rows = max(1, min(g.n * g.oh, TILE_BYTES // (g.groups * g.ow * k * x.dtype.itemsize)))
+        workers = min(g.n, self._threads()) if self.set_num_threads else 1
+        bounds = [g.n * i // workers * g.oh for i in range(workers + 1)]
+
+        def work(lo, hi):
+            if workers > 1:
+                self.set_num_threads(1)
+            acc = xp.zeros(acc_shape, x.dtype) if acc_shape else None
+            space = xp.empty((g.groups, rows * g.ow, k), x.dtype)
+            for r0 in range(lo, hi, rows):
+                cols = space[:, :min(rows, hi - r0) * g.ow]
+                self.k.im2col.im2col(x, cols, r0, g.kh, g.kw, g.oh, g.ow, *g.stride_args())
+                body(r0, cols, acc)
+            return acc
+
+        if workers == 1:
+            return [work(0, g.n * g.oh)]
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(1, user_api="blas"):
+            return list(_executor(workers).map(work, bounds[:-1], bounds[1:]))
+
+    @staticmethod
+    def _threads():
+        from fastconv._config import get_num_threads
+        return get_num_threads()
 
     def _subsample(self, x, g):
         if g.sh == g.sw == 1:
@@ -128,3 +158,10 @@ class NativeBackend:
         else:
             self.k.pool.avg_backward(gy, gx, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl)
         return gx
+
+
+def _executor(workers):
+    """One thread pool per worker count, created on first use."""
+    if workers not in _pool:
+        _pool[workers] = ThreadPoolExecutor(workers, thread_name_prefix="fastconv")
+    return _pool[workers]

@@ -4,7 +4,8 @@ from types import SimpleNamespace
 import numpy
 
 from fastconv.backends._native import NativeBackend
-from fastconv.kernels.cython import conv_direct, depthwise, im2col, pool
+from fastconv.kernels.cython import conv_direct, depthwise, im2col, pool, threads
 
 BACKEND = NativeBackend("cython", SimpleNamespace(
-    conv_direct=conv_direct, im2col=im2col, depthwise=depthwise, pool=pool), numpy)
+    conv_direct=conv_direct, im2col=im2col, depthwise=depthwise, pool=pool), numpy,
+    set_num_threads=threads.set_num_threads)

@@ -1,11 +1,12 @@
 """The Numba kernels over NumPy arrays, BLAS for the GEMMs; each kernel compiles on first use."""
 from types import SimpleNamespace
 
-import numba  # noqa: F401  (a missing Numba must fail here, as ImportError)
+import numba  # a missing Numba must fail here, as ImportError
 import numpy
 
 from fastconv.backends._native import NativeBackend
 from fastconv.kernels.numba import conv_direct, depthwise, im2col, pool
 
 BACKEND = NativeBackend("numba", SimpleNamespace(
-    conv_direct=conv_direct, im2col=im2col, depthwise=depthwise, pool=pool), numpy)
+    conv_direct=conv_direct, im2col=im2col, depthwise=depthwise, pool=pool), numpy,
+    set_num_threads=numba.set_num_threads)

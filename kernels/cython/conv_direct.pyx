@@ -11,7 +11,7 @@ from libc.string cimport memset
 
 import numpy as np
 
-from fastconv.kernels.numba import _checks
+from fastconv.kernels import _checks
 
 # input channels per task of backward_weight
 cdef enum:

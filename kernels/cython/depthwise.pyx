@@ -10,7 +10,7 @@ from cython.parallel cimport prange
 from libc.string cimport memset
 
 from fastconv.kernels.cython.threads import get_max_threads
-from fastconv.kernels.numba import _checks
+from fastconv.kernels import _checks
 
 
 cdef inline void _madd(Py_ssize_t C, Py_ssize_t M, const floating* a, const floating* b,

@@ -10,7 +10,7 @@ from cython.parallel cimport prange
 from cython.view cimport contiguous
 from libc.string cimport memcpy, memset
 
-from fastconv.kernels.numba import _checks
+from fastconv.kernels import _checks
 
 
 def _check(op, act, cols, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w):

@@ -13,7 +13,7 @@ from libc.string cimport memset
 
 import numpy as np
 
-from fastconv.kernels.numba import _checks
+from fastconv.kernels import _checks
 
 # channels per task of max_backward: tasks are (image, channel block) pairs
 cdef enum:

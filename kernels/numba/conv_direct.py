@@ -8,7 +8,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from . import _checks
+from fastconv.kernels import _checks
 
 # error_model="numpy": no ZeroDivisionError checks inside the loops (every divisor is checked
 # positive by the wrapper). No fastmath: it measured no clear gain, and its nnan/ninf flags would
