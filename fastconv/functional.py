@@ -53,10 +53,11 @@ def _as_float_array(xp, a, name, ndim, dtype=None):
 
 def _resolve_backend(xp, backend):
     name = backend or ("cupy" if xp is not np else get_backend())
+    found = backends.get(name)
     if (name == "cupy") != (xp is not np):
         kind = "CuPy" if xp is not np else "NumPy"
         raise TypeError(f"backend {name!r} cannot run on {kind} arrays")
-    return backends.get(name)
+    return found
 
 
 def _to_nhwc(xp, x, data_format):
