@@ -91,3 +91,27 @@ def output_size(op, axis, out, size, k, s, p, d, pool=False):
     if pool and out and (size < 1 or p >= span or (out - 1) * s - p >= size):
         raise ValueError(f"{op}: with input {axis} {size}, window {k}, stride {s} and padding "
                          f"{p}, {out} output {axis} would hold a window with no input cell")
+
+
+def conv(op, act, w, out, act_name, out_name, sh, sw, pt, pl, dil_h, dil_w, groups):
+    """A convolution's activation ``act`` (input side), ``w`` and ``out`` agree with the integers.
+
+    Returns the geometry as ints: ``sh, sw, pt, pl, dil_h, dil_w, groups``.
+    """
+    sh, sw, pt, pl, dil_h, dil_w = geometry(op, sh, sw, pt, pl, dil_h, dil_w)
+    (groups,) = integers(op, 1, groups=groups)
+    n, h, wd, c = act.shape
+    kh, kw, cg, o = w.shape
+    if kh < 1 or kw < 1:
+        raise ValueError(f"{op}: the filter must be at least 1x1, got w of shape {w.shape}")
+    if c != cg * groups:
+        raise ValueError(f"{op}: input channels {c} != groups {groups} x w.shape[2] {cg}")
+    if o % groups:
+        raise ValueError(f"{op}: output channels {o} are not divisible by groups {groups}")
+    if out.shape[0] != n or out.shape[3] != o:
+        raise ValueError(f"{op}: {out_name} has shape {out.shape}, expected "
+                         f"({n}, OH, OW, {o}) for {act_name} {act.shape} and w {w.shape}")
+    oh, ow = out.shape[1], out.shape[2]
+    output_size(op, "rows", oh, h, kh, sh, pt, dil_h)
+    output_size(op, "columns", ow, wd, kw, sw, pl, dil_w)
+    return sh, sw, pt, pl, dil_h, dil_w, groups

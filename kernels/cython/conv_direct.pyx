@@ -44,25 +44,6 @@ cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b if a > 0 else 0
 
 
-def _check(op, act, w, out, act_name, out_name, sh, sw, pt, pl, dil_h, dil_w, groups):
-    """Shapes of the activation ``act`` (input side), ``w`` and ``out`` agree with the integers."""
-    _checks.geometry(op, sh, sw, pt, pl, dil_h, dil_w)
-    _checks.integers(op, 1, groups=groups)
-    n, h, wd, c = act.shape
-    kh, kw, cg, o = w.shape
-    if kh < 1 or kw < 1:
-        raise ValueError(f"{op}: the filter must be at least 1x1, got w of shape {w.shape}")
-    if c != cg * groups:
-        raise ValueError(f"{op}: input channels {c} != groups {groups} x w.shape[2] {cg}")
-    if o % groups:
-        raise ValueError(f"{op}: output channels {o} are not divisible by groups {groups}")
-    if out.shape[0] != n or out.shape[3] != o:
-        raise ValueError(f"{op}: {out_name} has shape {out.shape}, expected "
-                         f"({n}, OH, OW, {o}) for {act_name} {act.shape} and w {w.shape}")
-    _checks.output_size(op, "rows", out.shape[1], h, kh, sh, pt, dil_h)
-    _checks.output_size(op, "columns", out.shape[2], wd, kw, sw, pl, dil_w)
-
-
 def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups):
     """``y[n, oh, ow, o]`` = sum over taps ``(i, j)`` and the group's input channels ``c`` of
     ``x[n, oh*sh - pt + i*dil_h, ow*sw - pl + j*dil_w, g*Cg + c] * w[i, j, c, o]``.
@@ -71,7 +52,7 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups):
     """
     op = "conv_direct.forward"
     _checks.arrays(op, {"x": (x, 4), "w": (w, 4)}, {"y": (y, 4)})
-    _check(op, x, w, y, "x", "y", sh, sw, pt, pl, dil_h, dil_w, groups)
+    _checks.conv(op, x, w, y, "x", "y", sh, sw, pt, pl, dil_h, dil_w, groups)
     _forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups)
 
 
@@ -79,7 +60,7 @@ def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups):
     """Gradient of :func:`forward` with respect to x, into ``gx`` (N, H, W, C), overwritten."""
     op = "conv_direct.backward_input"
     _checks.arrays(op, {"gy": (gy, 4), "w": (w, 4)}, {"gx": (gx, 4)})
-    _check(op, gx, w, gy, "gx", "gy", sh, sw, pt, pl, dil_h, dil_w, groups)
+    _checks.conv(op, gx, w, gy, "gx", "gy", sh, sw, pt, pl, dil_h, dil_w, groups)
     # w as (KH, KW, O, Cg): the innermost loop then runs over contiguous input channels
     _backward_input(gy, np.ascontiguousarray(w.transpose(0, 1, 3, 2)), gx,
                     sh, sw, pt, pl, dil_h, dil_w, groups)
@@ -89,7 +70,7 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups):
     """Gradient of :func:`forward` with respect to w, into ``gw`` ``(KH, KW, C // groups, O)``."""
     op = "conv_direct.backward_weight"
     _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4)}, {"gw": (gw, 4)})
-    _check(op, x, gw, gy, "x", "gy", sh, sw, pt, pl, dil_h, dil_w, groups)
+    _checks.conv(op, x, gw, gy, "x", "gy", sh, sw, pt, pl, dil_h, dil_w, groups)
     _backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups)
 
 

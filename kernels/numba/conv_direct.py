@@ -16,27 +16,6 @@ from fastconv.kernels import _checks
 _JIT = dict(parallel=True, cache=True, nogil=True, error_model="numpy")
 
 
-def _check(op, act, w, out, act_name, out_name, sh, sw, pt, pl, dil_h, dil_w, groups):
-    """Shared checks; returns the geometry as ints. ``act`` is the input-side activation."""
-    sh, sw, pt, pl, dil_h, dil_w = _checks.geometry(op, sh, sw, pt, pl, dil_h, dil_w)
-    (groups,) = _checks.integers(op, 1, groups=groups)
-    n, h, wd, c = act.shape
-    kh, kw, cg, o = w.shape
-    if kh < 1 or kw < 1:
-        raise ValueError(f"{op}: the filter must be at least 1x1, got w of shape {w.shape}")
-    if c != cg * groups:
-        raise ValueError(f"{op}: input channels {c} != groups {groups} x w.shape[2] {cg}")
-    if o % groups:
-        raise ValueError(f"{op}: output channels {o} are not divisible by groups {groups}")
-    if out.shape[0] != n or out.shape[3] != o:
-        raise ValueError(f"{op}: {out_name} has shape {out.shape}, expected "
-                         f"({n}, OH, OW, {o}) for {act_name} {act.shape} and w {w.shape}")
-    oh, ow = out.shape[1], out.shape[2]
-    _checks.output_size(op, "rows", oh, h, kh, sh, pt, dil_h)
-    _checks.output_size(op, "columns", ow, wd, kw, sw, pl, dil_w)
-    return sh, sw, pt, pl, dil_h, dil_w, groups
-
-
 def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups):
     """``y[n, oh, ow, o] = sum x[n, oh*sh - pt + i*dil_h, ow*sw - pl + j*dil_w, c] * w[i, j, c', o]``.
 
@@ -44,7 +23,7 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups):
     """
     op = "conv_direct.forward"
     _checks.arrays(op, {"x": (x, 4), "w": (w, 4)}, {"y": (y, 4)})
-    geo = _check(op, x, w, y, "x", "y", sh, sw, pt, pl, dil_h, dil_w, groups)
+    geo = _checks.conv(op, x, w, y, "x", "y", sh, sw, pt, pl, dil_h, dil_w, groups)
     _forward(x, w, y, *geo)
 
 
@@ -52,7 +31,7 @@ def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups):
     """Gradient of :func:`forward` with respect to x, into ``gx`` ``(N, H, W, C)`` (overwritten)."""
     op = "conv_direct.backward_input"
     _checks.arrays(op, {"gy": (gy, 4), "w": (w, 4)}, {"gx": (gx, 4)})
-    geo = _check(op, gx, w, gy, "gx", "gy", sh, sw, pt, pl, dil_h, dil_w, groups)
+    geo = _checks.conv(op, gx, w, gy, "gx", "gy", sh, sw, pt, pl, dil_h, dil_w, groups)
     _backward_input(gy, w, gx, *geo)
 
 
@@ -60,7 +39,7 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups):
     """Gradient of :func:`forward` with respect to w, into ``gw`` ``(KH, KW, C // groups, O)``."""
     op = "conv_direct.backward_weight"
     _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4)}, {"gw": (gw, 4)})
-    geo = _check(op, x, gw, gy, "x", "gy", sh, sw, pt, pl, dil_h, dil_w, groups)
+    geo = _checks.conv(op, x, gw, gy, "x", "gy", sh, sw, pt, pl, dil_h, dil_w, groups)
     _backward_weight(gy, x, gw, *geo)
 
 
