@@ -115,3 +115,69 @@ def conv(op, act, w, out, act_name, out_name, sh, sw, pt, pl, dil_h, dil_w, grou
     output_size(op, "rows", oh, h, kh, sh, pt, dil_h)
     output_size(op, "columns", ow, wd, kw, sw, pl, dil_w)
     return sh, sw, pt, pl, dil_h, dil_w, groups
+
+
+def depthwise(op, act, w, out, act_name, out_name, sh, sw, pt, pl, dil_h, dil_w):
+    """A depthwise convolution's ``act`` (input side), ``w`` and ``out`` agree with the integers.
+
+    Returns ``(M, (sh, sw, pt, pl, dil_h, dil_w))``.
+    """
+    sh, sw, pt, pl, dil_h, dil_w = geometry(op, sh, sw, pt, pl, dil_h, dil_w)
+    n, h, wd, c = act.shape
+    kh, kw, one, cm = w.shape
+    if kh < 1 or kw < 1 or one != 1:
+        raise ValueError(f"{op}: w must have shape (KH >= 1, KW >= 1, 1, C*M), got {w.shape}")
+    if c < 1 or cm < 1 or cm % c:
+        raise ValueError(f"{op}: w.shape[3] = {cm} is not a positive multiple of the {c} "
+                         f"channels of {act_name} {act.shape}")
+    if out.shape[0] != n or out.shape[3] != cm:
+        raise ValueError(f"{op}: {out_name} has shape {out.shape}, expected "
+                         f"({n}, OH, OW, {cm}) for {act_name} {act.shape} and w {w.shape}")
+    output_size(op, "rows", out.shape[1], h, kh, sh, pt, dil_h)
+    output_size(op, "columns", out.shape[2], wd, kw, sw, pl, dil_w)
+    return cm // c, (sh, sw, pt, pl, dil_h, dil_w)
+
+
+def im2col(op, x, cols, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w):
+    """``x`` (or gx) and ``cols`` agree with the tile and the geometry.
+
+    Returns the integers ``r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w``.
+    """
+    sh, sw, pt, pl, dil_h, dil_w = geometry(op, sh, sw, pt, pl, dil_h, dil_w)
+    kh, kw, oh, ow = integers(op, 1, kh=kh, kw=kw, oh=oh, ow=ow)
+    (r0,) = integers(op, 0, r0=r0)
+    n, h, wd, c = x.shape
+    g, m, k = cols.shape
+    taps = kh * kw
+    if k < taps or k % taps:
+        raise ValueError(f"{op}: cols.shape[2] = {k} is not a positive multiple of kh*kw = {taps}")
+    cg = k // taps
+    if c != g * cg:
+        raise ValueError(f"{op}: cols {cols.shape} holds {g} groups of {cg} channels, but the "
+                         f"input has {c} channels")
+    if m % ow:
+        raise ValueError(f"{op}: cols.shape[1] = {m} is not a whole number of output rows of "
+                         f"{ow} columns")
+    if r0 + m // ow > n * oh:
+        raise ValueError(f"{op}: the tile of {m // ow} output rows from row {r0} runs past the "
+                         f"{n}*{oh} output rows of the batch")
+    output_size(op, "rows", oh, h, kh, sh, pt, dil_h)
+    output_size(op, "columns", ow, wd, kw, sw, pl, dil_w)
+    return r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w
+
+
+def pool(op, x_shape, y_shape, x_name, y_name, kh, kw, sh, sw, pt, pl):
+    """Shapes of ``x`` (input side) and ``y`` (output side) agree with the pool geometry.
+
+    Returns the integers ``kh, kw, sh, sw, pt, pl``.
+    """
+    kh, kw = integers(op, 1, kh=kh, kw=kw)
+    sh, sw, pt, pl, _, _ = geometry(op, sh, sw, pt, pl)
+    n, h, wd, c = x_shape
+    if y_shape[0] != n or y_shape[3] != c:
+        raise ValueError(f"{op}: {y_name} has shape {tuple(y_shape)}, expected "
+                         f"({n}, OH, OW, {c}) for {x_name} {tuple(x_shape)}")
+    output_size(op, "rows", y_shape[1], h, kh, sh, pt, 1, pool=True)
+    output_size(op, "columns", y_shape[2], wd, kw, sw, pl, 1, pool=True)
+    return kh, kw, sh, sw, pt, pl
+

@@ -4,9 +4,12 @@ from types import SimpleNamespace
 import numba  # a missing Numba must fail here, as ImportError
 import numpy
 
+from fastconv._config import get_num_threads
 from fastconv.backends._native import NativeBackend
 from fastconv.kernels.numba import conv_direct, depthwise, im2col, pool
 
 BACKEND = NativeBackend("numba", SimpleNamespace(
     conv_direct=conv_direct, im2col=im2col, depthwise=depthwise, pool=pool), numpy,
     set_num_threads=numba.set_num_threads)
+
+numba.set_num_threads(min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))

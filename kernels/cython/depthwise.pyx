@@ -44,21 +44,6 @@ cdef inline void _dot_add(Py_ssize_t C, Py_ssize_t M, const floating* a, const f
             out[c] += s
 
 
-def _check(op, act, w, out, act_name, out_name, sh, sw, pt, pl, dil_h, dil_w):
-    """Shapes of the activation ``act`` (input side), ``w`` and ``out`` agree with the integers."""
-    _checks.geometry(op, sh, sw, pt, pl, dil_h, dil_w)
-    n, h, wd, c = act.shape
-    kh, kw, one, o = w.shape
-    if kh < 1 or kw < 1 or one != 1 or c < 1 or o < c or o % c:
-        raise ValueError(f"{op}: w has shape {w.shape}, expected (KH >= 1, KW >= 1, 1, {c}*M) "
-                         f"for {act_name} {act.shape}")
-    if out.shape[0] != n or out.shape[3] != o:
-        raise ValueError(f"{op}: {out_name} has shape {out.shape}, expected "
-                         f"({n}, OH, OW, {o}) for {act_name} {act.shape} and w {w.shape}")
-    _checks.output_size(op, "rows", out.shape[1], h, kh, sh, pt, dil_h)
-    _checks.output_size(op, "columns", out.shape[2], wd, kw, sw, pl, dil_w)
-
-
 def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w):
     """``y[n, oh, ow, c*M + m]`` = sum over taps ``(i, j)`` of
     ``x[n, oh*sh - pt + i*dil_h, ow*sw - pl + j*dil_w, c] * w[i, j, 0, c*M + m]``.
@@ -67,7 +52,7 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w):
     """
     op = "depthwise.forward"
     _checks.arrays(op, {"x": (x, 4), "w": (w, 4)}, {"y": (y, 4)})
-    _check(op, x, w, y, "x", "y", sh, sw, pt, pl, dil_h, dil_w)
+    _checks.depthwise(op, x, w, y, "x", "y", sh, sw, pt, pl, dil_h, dil_w)
     _forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w)
 
 
@@ -75,7 +60,7 @@ def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w):
     """Gradient of :func:`forward` with respect to x, into ``gx`` (N, H, W, C), overwritten."""
     op = "depthwise.backward_input"
     _checks.arrays(op, {"gy": (gy, 4), "w": (w, 4)}, {"gx": (gx, 4)})
-    _check(op, gx, w, gy, "gx", "gy", sh, sw, pt, pl, dil_h, dil_w)
+    _checks.depthwise(op, gx, w, gy, "gx", "gy", sh, sw, pt, pl, dil_h, dil_w)
     _backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w)
 
 
@@ -83,7 +68,7 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w):
     """Gradient of :func:`forward` with respect to w, into ``gw`` ``(KH, KW, 1, C*M)``."""
     op = "depthwise.backward_weight"
     _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4)}, {"gw": (gw, 4)})
-    _check(op, x, gw, gy, "x", "gy", sh, sw, pt, pl, dil_h, dil_w)
+    _checks.depthwise(op, x, gw, gy, "x", "gy", sh, sw, pt, pl, dil_h, dil_w)
     # input channels per task: one block per thread, but at least 64 output channels
     c, m = x.shape[3], gw.shape[3] // x.shape[3]
     block = max(-(-64 // m), -(-c // get_max_threads()))

@@ -13,24 +13,6 @@ from libc.string cimport memcpy, memset
 from fastconv.kernels import _checks
 
 
-def _check(op, act, cols, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w):
-    """Shapes of ``act`` (x or gx) and ``cols`` agree with the tile and the geometry."""
-    _checks.geometry(op, sh, sw, pt, pl, dil_h, dil_w)
-    _checks.integers(op, 1, kh=kh, kw=kw, oh=oh, ow=ow)
-    _checks.integers(op, 0, r0=r0)
-    n, h, w, c = act.shape
-    groups, positions, k = cols.shape
-    cg = k // (kh * kw)
-    if cg < 1 or k != kh * kw * cg or c != groups * cg:
-        raise ValueError(f"{op}: cols has shape {cols.shape}, expected (G, rows*{ow}, "
-                         f"{kh}*{kw}*Cg) with G*Cg == {c} channels")
-    if positions % ow or r0 + positions // ow > n * oh:
-        raise ValueError(f"{op}: cols holds {positions} positions, not whole rows of {ow} "
-                         f"within the batch's {n * oh} output rows from row {r0}")
-    _checks.output_size(op, "rows", oh, h, kh, sh, pt, dil_h)
-    _checks.output_size(op, "columns", ow, w, kw, sw, pl, dil_w)
-
-
 def im2col(x, cols, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w):
     """Unroll the tile of output rows ``[r0, r0 + cols.shape[1] // ow)`` of x into ``cols``.
 
@@ -39,7 +21,7 @@ def im2col(x, cols, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w):
     """
     op = "im2col.im2col"
     _checks.arrays(op, {"x": (x, 4)}, {"cols": (cols, 3)}, contiguous=False)
-    _check(op, x, cols, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w)
+    _checks.im2col(op, x, cols, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w)
     _im2col(x, cols, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w)
 
 
@@ -47,7 +29,7 @@ def col2im(cols, gx, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w):
     """Adjoint of :func:`im2col`: **add** every ``cols`` entry to the ``gx`` cell it came from."""
     op = "im2col.col2im"
     _checks.arrays(op, {"cols": (cols, 3)}, {"gx": (gx, 4)}, contiguous=False)
-    _check(op, gx, cols, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w)
+    _checks.im2col(op, gx, cols, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w)
     _col2im(cols, gx, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w)
 
 

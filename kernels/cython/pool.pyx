@@ -30,23 +30,11 @@ cdef inline Py_ssize_t _stop(Py_ssize_t start, Py_ssize_t k, Py_ssize_t size) no
     return k if start + k <= size else size - start
 
 
-def _check(op, x, y, x_name, y_name, kh, kw, sh, sw, pt, pl):
-    """Shapes of ``x`` (input side) and ``y`` (output side) agree with the pool geometry."""
-    _checks.geometry(op, sh, sw, pt, pl)
-    _checks.integers(op, 1, kh=kh, kw=kw)
-    n, h, w, c = x.shape
-    if y.shape[0] != n or y.shape[3] != c:
-        raise ValueError(f"{op}: {y_name} has shape {y.shape}, expected ({n}, OH, OW, {c}) "
-                         f"for {x_name} {x.shape}")
-    _checks.output_size(op, "rows", y.shape[1], h, kh, sh, pt, 1, pool=True)
-    _checks.output_size(op, "columns", y.shape[2], w, kw, sw, pl, 1, pool=True)
-
-
 def max_forward(x, y, kh, kw, sh, sw, pt, pl):
     """``y[n, oh, ow, c]`` = the winner of the window's real cells; y is overwritten."""
     op = "pool.max_forward"
     _checks.arrays(op, {"x": (x, 4)}, {"y": (y, 4)})
-    _check(op, x, y, "x", "y", kh, kw, sh, sw, pt, pl)
+    _checks.pool(op, x.shape, y.shape, "x", "y", kh, kw, sh, sw, pt, pl)
     _max_forward(x, y, kh, kw, sh, sw, pt, pl)
 
 
@@ -54,7 +42,7 @@ def max_backward(x, gy, gx, kh, kw, sh, sw, pt, pl):
     """Gradient of :func:`max_forward`: ``gx`` (overwritten) gets each ``gy`` at its winner."""
     op = "pool.max_backward"
     _checks.arrays(op, {"x": (x, 4), "gy": (gy, 4)}, {"gx": (gx, 4)})
-    _check(op, x, gy, "x", "gy", kh, kw, sh, sw, pt, pl)
+    _checks.pool(op, x.shape, gy.shape, "x", "gy", kh, kw, sh, sw, pt, pl)
     _checks.shape(op, "gx", gx, x.shape)
     # per (image, channel) scratch: the window's winning value and its gradient not yet placed
     _max_backward(x, gy, gx, np.empty(x.shape[::3], x.dtype), np.empty(x.shape[::3], x.dtype),
@@ -65,7 +53,7 @@ def avg_forward(x, y, kh, kw, sh, sw, pt, pl):
     """``y[n, oh, ow, c]`` = mean of the window's real cells: x ``(N, H, W, C)``, y overwritten."""
     op = "pool.avg_forward"
     _checks.arrays(op, {"x": (x, 4)}, {"y": (y, 4)})
-    _check(op, x, y, "x", "y", kh, kw, sh, sw, pt, pl)
+    _checks.pool(op, x.shape, y.shape, "x", "y", kh, kw, sh, sw, pt, pl)
     _avg_forward(x, y, kh, kw, sh, sw, pt, pl)
 
 
@@ -73,7 +61,7 @@ def avg_backward(gy, gx, kh, kw, sh, sw, pt, pl):
     """Gradient of :func:`avg_forward`, into ``gx`` ``(N, H, W, C)`` (overwritten)."""
     op = "pool.avg_backward"
     _checks.arrays(op, {"gy": (gy, 4)}, {"gx": (gx, 4)})
-    _check(op, gx, gy, "gx", "gy", kh, kw, sh, sw, pt, pl)
+    _checks.pool(op, gx.shape, gy.shape, "gx", "gy", kh, kw, sh, sw, pt, pl)
     _avg_backward(gy, gx, kh, kw, sh, sw, pt, pl)
 
 

@@ -19,29 +19,11 @@ _JIT = dict(parallel=True, cache=True, nogil=True, error_model="numpy")
 _CB_MIN = 64
 
 
-def _check(op, act, w, out, act_name, out_name, sh, sw, pt, pl, dil_h, dil_w):
-    """Shared checks; returns ``(M, geometry...)``. ``act`` is the input-side activation."""
-    sh, sw, pt, pl, dil_h, dil_w = _checks.geometry(op, sh, sw, pt, pl, dil_h, dil_w)
-    n, h, wd, c = act.shape
-    kh, kw, one, cm = w.shape
-    if kh < 1 or kw < 1 or one != 1:
-        raise ValueError(f"{op}: w must have shape (KH >= 1, KW >= 1, 1, C*M), got {w.shape}")
-    if c < 1 or cm < 1 or cm % c:
-        raise ValueError(f"{op}: w.shape[3] = {cm} is not a positive multiple of the {c} "
-                         f"channels of {act_name} {act.shape}")
-    if out.shape[0] != n or out.shape[3] != cm:
-        raise ValueError(f"{op}: {out_name} has shape {out.shape}, expected "
-                         f"({n}, OH, OW, {cm}) for {act_name} {act.shape} and w {w.shape}")
-    _checks.output_size(op, "rows", out.shape[1], h, kh, sh, pt, dil_h)
-    _checks.output_size(op, "columns", out.shape[2], wd, kw, sw, pl, dil_w)
-    return cm // c, (sh, sw, pt, pl, dil_h, dil_w)
-
-
 def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w):
     """``y[n, oh, ow, c*M + m] = sum_ij x[n, ih, iw, c] * w[i, j, 0, c*M + m]`` (y overwritten)."""
     op = "depthwise.forward"
     _checks.arrays(op, {"x": (x, 4), "w": (w, 4)}, {"y": (y, 4)})
-    m, geo = _check(op, x, w, y, "x", "y", sh, sw, pt, pl, dil_h, dil_w)
+    m, geo = _checks.depthwise(op, x, w, y, "x", "y", sh, sw, pt, pl, dil_h, dil_w)
     if m == 1:
         _forward_1(x, w, y, *geo)
     else:
@@ -52,7 +34,7 @@ def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w):
     """Gradient of :func:`forward` with respect to x, into ``gx`` (overwritten)."""
     op = "depthwise.backward_input"
     _checks.arrays(op, {"gy": (gy, 4), "w": (w, 4)}, {"gx": (gx, 4)})
-    m, geo = _check(op, gx, w, gy, "gx", "gy", sh, sw, pt, pl, dil_h, dil_w)
+    m, geo = _checks.depthwise(op, gx, w, gy, "gx", "gy", sh, sw, pt, pl, dil_h, dil_w)
     if m == 1:
         _backward_input_1(gy, w, gx, *geo)
     else:
@@ -63,7 +45,7 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w):
     """Gradient of :func:`forward` with respect to w, into ``gw`` ``(KH, KW, 1, C*M)``."""
     op = "depthwise.backward_weight"
     _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4)}, {"gw": (gw, 4)})
-    m, geo = _check(op, x, gw, gy, "x", "gy", sh, sw, pt, pl, dil_h, dil_w)
+    m, geo = _checks.depthwise(op, x, gw, gy, "x", "gy", sh, sw, pt, pl, dil_h, dil_w)
     c = x.shape[3]
     # input channels per task: at least _CB_MIN output channels (a long inner loop), and about
     # one task per thread

@@ -19,35 +19,11 @@ from fastconv.kernels import _checks
 _JIT = dict(parallel=True, cache=True, nogil=True, error_model="numpy")
 
 
-def _check(op, x, cols, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w):
-    sh, sw, pt, pl, dil_h, dil_w = _checks.geometry(op, sh, sw, pt, pl, dil_h, dil_w)
-    kh, kw, oh, ow = _checks.integers(op, 1, kh=kh, kw=kw, oh=oh, ow=ow)
-    (r0,) = _checks.integers(op, 0, r0=r0)
-    n, h, wd, c = x.shape
-    g, m, k = cols.shape
-    taps = kh * kw
-    if k < taps or k % taps:
-        raise ValueError(f"{op}: cols.shape[2] = {k} is not a positive multiple of kh*kw = {taps}")
-    cg = k // taps
-    if c != g * cg:
-        raise ValueError(f"{op}: cols {cols.shape} holds {g} groups of {cg} channels, but the "
-                         f"input has {c} channels")
-    if m % ow:
-        raise ValueError(f"{op}: cols.shape[1] = {m} is not a whole number of output rows of "
-                         f"{ow} columns")
-    if r0 + m // ow > n * oh:
-        raise ValueError(f"{op}: the tile of {m // ow} output rows from row {r0} runs past the "
-                         f"{n}*{oh} output rows of the batch")
-    _checks.output_size(op, "rows", oh, h, kh, sh, pt, dil_h)
-    _checks.output_size(op, "columns", ow, wd, kw, sw, pl, dil_w)
-    return r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w
-
-
 def im2col(x, cols, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w):
     """Unroll the tile of output rows starting at ``r0`` into ``cols`` (overwritten)."""
     op = "im2col.im2col"
     _checks.arrays(op, {"x": (x, 4)}, {"cols": (cols, 3)}, contiguous=False)
-    args = _check(op, x, cols, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w)
+    args = _checks.im2col(op, x, cols, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w)
     _im2col(x, cols, *args)
 
 
@@ -55,7 +31,7 @@ def col2im(cols, gx, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w):
     """The adjoint of :func:`im2col`: **add** each column of the tile into ``gx``."""
     op = "im2col.col2im"
     _checks.arrays(op, {"cols": (cols, 3)}, {"gx": (gx, 4)}, contiguous=False)
-    args = _check(op, gx, cols, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w)
+    args = _checks.im2col(op, gx, cols, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w)
     _col2im(cols, gx, *args)
 
 

@@ -21,23 +21,11 @@ _JIT = dict(parallel=True, cache=True, nogil=True, error_model="numpy")
 _CB = 64
 
 
-def _check(op, x_shape, y_shape, x_name, y_name, kh, kw, sh, sw, pt, pl):
-    kh, kw = _checks.integers(op, 1, kh=kh, kw=kw)
-    sh, sw, pt, pl, _, _ = _checks.geometry(op, sh, sw, pt, pl)
-    n, h, wd, c = x_shape
-    if y_shape[0] != n or y_shape[3] != c:
-        raise ValueError(f"{op}: {y_name} has shape {tuple(y_shape)}, expected "
-                         f"({n}, OH, OW, {c}) for {x_name} {tuple(x_shape)}")
-    _checks.output_size(op, "rows", y_shape[1], h, kh, sh, pt, 1, pool=True)
-    _checks.output_size(op, "columns", y_shape[2], wd, kw, sw, pl, 1, pool=True)
-    return kh, kw, sh, sw, pt, pl
-
-
 def max_forward(x, y, kh, kw, sh, sw, pt, pl):
     """``y[n, oh, ow, c]`` = the winner of the window's real cells (overwritten)."""
     op = "pool.max_forward"
     _checks.arrays(op, {"x": (x, 4)}, {"y": (y, 4)})
-    _max_forward(x, y, *_check(op, x.shape, y.shape, "x", "y", kh, kw, sh, sw, pt, pl))
+    _max_forward(x, y, *_checks.pool(op, x.shape, y.shape, "x", "y", kh, kw, sh, sw, pt, pl))
 
 
 def max_backward(x, gy, gx, kh, kw, sh, sw, pt, pl):
@@ -45,7 +33,7 @@ def max_backward(x, gy, gx, kh, kw, sh, sw, pt, pl):
     op = "pool.max_backward"
     _checks.arrays(op, {"x": (x, 4), "gy": (gy, 4)}, {"gx": (gx, 4)})
     _checks.shape(op, "gx", gx, x.shape)
-    geo = _check(op, x.shape, gy.shape, "x", "gy", kh, kw, sh, sw, pt, pl)
+    geo = _checks.pool(op, x.shape, gy.shape, "x", "gy", kh, kw, sh, sw, pt, pl)
     _max_backward(x, gy, gx, *geo)
 
 
@@ -53,14 +41,15 @@ def avg_forward(x, y, kh, kw, sh, sw, pt, pl):
     """``y[n, oh, ow, c]`` = the mean of the window's real cells (overwritten)."""
     op = "pool.avg_forward"
     _checks.arrays(op, {"x": (x, 4)}, {"y": (y, 4)})
-    _avg_forward(x, y, *_check(op, x.shape, y.shape, "x", "y", kh, kw, sh, sw, pt, pl))
+    _avg_forward(x, y, *_checks.pool(op, x.shape, y.shape, "x", "y", kh, kw, sh, sw, pt, pl))
 
 
 def avg_backward(gy, gx, kh, kw, sh, sw, pt, pl):
     """``gx`` (overwritten) = each ``gy`` divided among its window's real cells, summed."""
     op = "pool.avg_backward"
     _checks.arrays(op, {"gy": (gy, 4)}, {"gx": (gx, 4)})
-    _avg_backward(gy, gx, *_check(op, gx.shape, gy.shape, "gx", "gy", kh, kw, sh, sw, pt, pl))
+    geo = _checks.pool(op, gx.shape, gy.shape, "gx", "gy", kh, kw, sh, sw, pt, pl)
+    _avg_backward(gy, gx, *geo)
 
 
 # ------------------------------------------------------------------------------------ kernels
