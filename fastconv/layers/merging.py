@@ -1,0 +1,68 @@
+"""Add and Concatenate: the merges of residual and Inception blocks."""
+import math
+
+import numpy as np
+
+from fastconv.layers.base import Layer, array_module
+
+
+class _Merge(Layer):
+    def _check(self, shapes):
+        if not isinstance(shapes, list) or len(shapes) < 2:
+            raise ValueError(f"{type(self).__name__} {self.name!r} takes a list of at least two "
+                             f"inputs")
+
+
+class Add(_Merge):
+    """Element-wise sum of equally shaped inputs."""
+
+    def compute_output_shape(self, input_shape):
+        self._check(input_shape)
+        if len(set(input_shape)) != 1:
+            raise ValueError(f"Add {self.name!r} needs equal shapes, got {input_shape}")
+        return input_shape[0]
+
+    def forward(self, xs, training=False):
+        y = xs[0].copy()
+        for x in xs[1:]:
+            y += x
+        return y, len(xs)
+
+    def backward(self, dy, ctx, need_input_grad=True):
+        return [dy] * ctx
+
+    def flops(self, input_shape, output_shape):
+        return (len(input_shape) - 1) * math.prod(output_shape)
+
+
+class Concatenate(_Merge):
+    """Join inputs along ``axis`` (the channels by default)."""
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = axis
+
+    def compute_output_shape(self, input_shape):
+        self._check(input_shape)
+        rank = len(input_shape[0]) + 1
+        axis = self.axis % rank - 1
+        if axis < 0 or any(len(s) != rank - 1 for s in input_shape):
+            raise ValueError(f"Concatenate {self.name!r}: bad axis {self.axis} for shapes "
+                             f"{input_shape}")
+        rest = {s[:axis] + s[axis + 1:] for s in input_shape}
+        if len(rest) != 1:
+            raise ValueError(f"Concatenate {self.name!r} needs shapes equal except on axis "
+                             f"{self.axis}, got {input_shape}")
+        return input_shape[0][:axis] + (sum(s[axis] for s in input_shape),) + \
+            input_shape[0][axis + 1:]
+
+    def forward(self, xs, training=False):
+        return array_module(xs[0]).concatenate(xs, axis=self.axis), [x.shape[self.axis]
+                                                                      for x in xs]
+
+    def backward(self, dy, ctx, need_input_grad=True):
+        cuts = np.cumsum(ctx)[:-1]
+        return np.split(dy, cuts, axis=self.axis)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
