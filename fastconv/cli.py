@@ -49,7 +49,7 @@ def train(args):
     out = args.out or os.path.join("runs", args.dataset)
     try:
         m = run(args.dataset, args.epochs, args.batch_size, args.augment, args.limit, out,
-                args.resume, args.seed, args.data, verbose=0 if args.quiet else 1)
+                args.resume, args.seed, args.data, args.verbose, args.test_limit)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished epochs are saved; continue with\n  fastconv train "
               f"{args.dataset} --out {out} --resume", file=sys.stderr)
@@ -76,12 +76,14 @@ def main(argv=None):
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="the notebook's ImageDataGenerator (default on)")
     t.add_argument("--limit", type=int, help="train on the first N training images only")
+    t.add_argument("--test-limit", type=int, help="test on the first N test images only")
     t.add_argument("--out", help="report folder (default runs/DATASET)")
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--data", help="folder with the dataset files (else FASTCONV_DATA, the "
                                   "packaged MNIST, the cache, a download)")
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
+                   help="1: progress bars (default), 2: a line per epoch, 0: quiet")
     args = parser.parse_args(argv)
     if args.command == "train":
         return train(args)

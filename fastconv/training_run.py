@@ -10,7 +10,6 @@ import json
 import os
 import time
 
-import numpy as np
 
 import fastconv
 from fastconv import reports, utils
@@ -34,13 +33,14 @@ class EpochTimer(Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def load(dataset, path=None, limit=None):
-    """The dataset as the notebook prepares it: float32 in [0, 1], one-hot labels."""
+def load(dataset, path=None, limit=None, test_limit=None):
+    """The dataset as the notebook prepares it: float32 in [0, 1], one-hot labels (the first
+    ``limit`` training and ``test_limit`` test images if given)."""
     from fastconv.datasets import cifar10, mnist
     module = {"mnist": mnist, "cifar10": cifar10}[dataset]
     (x_train, y_train), (x_test, y_test) = module.load_data(path)
-    if limit:
-        x_train, y_train = x_train[:limit], y_train[:limit]
+    x_train, y_train = x_train[:limit], y_train[:limit]
+    x_test, y_test = x_test[:test_limit], y_test[:test_limit]
     if x_train.ndim == 3:
         x_train, x_test = x_train[..., None], x_test[..., None]
     prep = [x.astype("float32") / 255 for x in (x_train, x_test)]
@@ -49,7 +49,7 @@ def load(dataset, path=None, limit=None):
 
 
 def train(dataset, epochs=None, batch_size=None, augment=True, limit=None, out=None,
-          resume=False, seed=0, data=None, verbose=1):
+          resume=False, seed=0, data=None, verbose=1, test_limit=None):
     """Train ``dataset``'s lecture net; returns the metrics dict also written to
     ``out/metrics.json``."""
     recipe = RECIPES[dataset]
@@ -60,7 +60,7 @@ def train(dataset, epochs=None, batch_size=None, augment=True, limit=None, out=N
     if os.path.exists(backup.path) and not resume:
         os.remove(backup.path)
     utils.set_random_seed(seed)
-    (x_train, y_train), (x_test, y_test), names = load(dataset, data, limit)
+    (x_train, y_train), (x_test, y_test), names = load(dataset, data, limit, test_limit)
     model = recipe.build(input_shape=x_train.shape[1:])
     model.compile(loss="categorical_crossentropy", optimizer=recipe.optimizer(), metrics=["acc"])
     if verbose:
@@ -89,7 +89,7 @@ def train(dataset, epochs=None, batch_size=None, augment=True, limit=None, out=N
                                    history=history)
     metrics = {
         "dataset": dataset, "epochs": epochs, "batch_size": batch_size, "augment": augment,
-        "train_samples": len(x_train), "seed": seed, "backend": fastconv.get_backend(),
+        "train_samples": len(x_train), "test_samples": len(x_test), "seed": seed, "backend": fastconv.get_backend(),
         "threads": fastconv.get_num_threads(), "test_loss": float(test_loss),
         "test_accuracy": float(test_acc), "misclassified": summary["num_misclassified"],
         "epoch_seconds_this_run": [round(s, 2) for s in timer.seconds],

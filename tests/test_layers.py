@@ -189,7 +189,10 @@ def test_bad_arguments_are_refused(make, error):
 
 def test_layer_refuses_a_second_input_shape():
     layer = L.Conv2D(2, 3)
+    with pytest.raises(AttributeError, match="not built"):
+        layer.output_shape
     layer(np.zeros((1, 5, 5, 1), np.float32))
+    assert (layer.input_shape, layer.output_shape) == ((None, 5, 5, 1), (None, 3, 3, 2))
     with pytest.raises(ValueError, match="built for input shape"):
         layer(np.zeros((1, 6, 6, 1), np.float32))
 

@@ -1,7 +1,5 @@
 """The lecture's worked examples, reproduced exactly, on every backend."""
-import gzip
-import os
-from pathlib import Path
+import functools
 
 import numpy as np
 import pytest
@@ -78,14 +76,14 @@ CLASSIC_FILTERS = {
 }
 
 
+@functools.lru_cache(maxsize=1)
+def _mnist_test_images():
+    from fastconv.datasets import mnist
+    return mnist.load_data()[1][0]      # the copy shipped in the package, or FASTCONV_DATA's
+
+
 def _mnist_test_image(index):
-    root = os.environ.get("FASTCONV_DATA")
-    path = Path(root or "", "mnist", "t10k-images-idx3-ubyte.gz")
-    if not root or not path.exists():
-        pytest.skip(f"MNIST test images not found: set FASTCONV_DATA (looked for {path})")
-    with gzip.open(path) as f:
-        f.seek(16 + index * 784)
-        return np.frombuffer(f.read(784), np.uint8).reshape(28, 28).astype(np.float64)
+    return _mnist_test_images()[index].astype(np.float64)
 
 
 @pytest.mark.parametrize("padding", ["valid", "same"])

@@ -1,6 +1,5 @@
 """Models: graph gradients, losses, optimizers, saving, callbacks, resuming and the Keras
 namespaces."""
-import json
 import os
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import pytest
 import fastconv as keras
 from fastconv import callbacks, layers as L, losses, optimizers
 from fastconv.applications import example_25x25_net, mnist_net, summary_net, LeNet5
-from fastconv.models import Model, Sequential, load_model, model_from_json
+from fastconv.models import Model, load_model, model_from_json
 from layer_checks import _numeric
 
 

@@ -87,7 +87,7 @@ class Layer:
             input_shape = (input_dim,)
         self.input_shape_hint = None if input_shape is None else _shape_tuple(input_shape,
                                                                                "input_shape")
-        self.weights, self.built, self.input_shape = [], False, None
+        self.weights, self.built, self.sample_shape = [], False, None
         self._rng = None
 
     # -------------------------------------------------------------- building
@@ -96,13 +96,27 @@ class Layer:
 
     def _ensure_built(self, input_shape):
         if self.built:
-            if input_shape != self.input_shape:
+            if input_shape != self.sample_shape:
                 raise ValueError(f"layer {self.name!r} was built for input shape "
-                                 f"{self.input_shape} and cannot take {input_shape}")
+                                 f"{self.sample_shape} and cannot take {input_shape}")
             return
         self._rng = _random.generator()
         self.build(input_shape)
-        self.input_shape, self.built = input_shape, True
+        self.sample_shape, self.built = input_shape, True
+
+    @property
+    def input_shape(self):
+        """Keras' input shape, batch axis included: ``(None, 28, 28, 1)``."""
+        return _batched(self._require_built().sample_shape)
+
+    @property
+    def output_shape(self):
+        return _batched(self._require_built().compute_output_shape(self.sample_shape))
+
+    def _require_built(self):
+        if not self.built:
+            raise AttributeError(f"layer {self.name!r} is not built yet: it has no shapes")
+        return self
 
     def add_weight(self, name, shape, initializer="zeros", trainable=True):
         value = np.asarray(initializers.get(initializer)(tuple(shape), self._rng), self.dtype)
@@ -177,6 +191,10 @@ class Layer:
         return f"<{type(self).__name__} {self.name}>"
 
 
+def _batched(shape):
+    return [(None,) + tuple(s) for s in shape] if isinstance(shape, list) else (None,) + shape
+
+
 def _snake(name):
     out = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
     return out.replace("2_d", "2d").replace("1_d", "1d")
@@ -197,7 +215,7 @@ class InputLayer(Layer):
         return x, None
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype.name, "input_shape": self.input_shape}
+        return {"name": self.name, "dtype": self.dtype.name, "input_shape": self.sample_shape}
 
 
 def Input(shape=None, name=None, dtype=None, batch_shape=None):
@@ -205,7 +223,7 @@ def Input(shape=None, name=None, dtype=None, batch_shape=None):
     if shape is None and batch_shape is not None:
         shape = tuple(batch_shape)[1:]
     layer = InputLayer(input_shape=shape, name=name, dtype=dtype)
-    return SymbolicTensor(layer.input_shape, layer, [])
+    return SymbolicTensor(layer.sample_shape, layer, [])
 
 
 class ActivationMixin:

@@ -111,7 +111,7 @@ def model_from_config(class_name, config):
     for layer_index, inbound in config["nodes"]:
         layer = layers[layer_index]
         if isinstance(layer, InputLayer):
-            tensors.append(SymbolicTensor(layer.input_shape, layer, []))
+            tensors.append(SymbolicTensor(layer.sample_shape, layer, []))
         else:
             ins = [tensors[i] for i in inbound]
             tensors.append(layer(ins if len(ins) > 1 else ins[0]))

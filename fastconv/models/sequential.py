@@ -25,7 +25,7 @@ class Sequential(Model):
             self._input_tensor = layer
             return
         if isinstance(layer, InputLayer):
-            return self.add(Input(layer.input_shape, name=layer.name))
+            return self.add(Input(layer.sample_shape, name=layer.name))
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add takes a layer, got {type(layer).__name__}")
         if self._input_tensor is None and not self._stack and layer.input_shape_hint:
