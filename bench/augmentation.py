@@ -10,13 +10,12 @@ import time
 
 import numpy as np
 
+from fastconv.applications import CIFAR10_RECIPE, MNIST_RECIPE
 from fastconv.preprocessing.image import ImageDataGenerator
 
 CASES = {
-    "MNIST": ((60000, 28, 28, 1), dict(rotation_range=5, zoom_range=0.2, width_shift_range=0.15,
-                                      height_shift_range=0.15)),
-    "CIFAR-10": ((50000, 32, 32, 3), dict(rotation_range=10, width_shift_range=0.1,
-                                         height_shift_range=0.1, horizontal_flip=True)),
+    "MNIST": ((60000, 28, 28, 1), MNIST_RECIPE.augmentation),
+    "CIFAR-10": ((50000, 32, 32, 3), CIFAR10_RECIPE.augmentation),
 }
 
 

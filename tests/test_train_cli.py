@@ -68,3 +68,16 @@ def test_ctrl_c_tells_how_to_resume(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(run, "train", interrupted)
     assert cli.main(["train", "mnist", "--out", str(tmp_path)]) == 130
     assert "--resume" in capsys.readouterr().err
+
+
+def test_train_cifar10_from_the_data_folder(tmp_path, capsys):
+    data = os.environ.get("FASTCONV_DATA")
+    if not data or not os.path.isdir(os.path.join(data, "cifar10")):
+        pytest.skip("CIFAR-10 is not shipped: set FASTCONV_DATA to a folder with cifar10/")
+    out = str(tmp_path / "cifar")
+    assert cli.main(["train", "cifar10", "--epochs", "1", "--limit", "512", "--test-limit", "128",
+                     "--batch-size", "128", "--out", out, "--verbose", "0"]) == 0
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert metrics["train_samples"] == 512 and metrics["test_samples"] == 128
+    report = open(os.path.join(out, "classification_report.txt")).read()
+    assert "airplane" in report and "truck" in report
