@@ -18,10 +18,11 @@ def pytest_configure(config):
 
 @pytest.fixture
 def record(benchmark):
-    """Run ``fn`` under pytest-benchmark and store GFLOP/s (or GB/s) from the median time."""
-    def run(fn, flops=None, bytes_moved=None, **info):
+    """Run ``fn`` under pytest-benchmark (``rounds`` timed calls after one warm-up) and store
+    GFLOP/s (or GB/s) from the median time."""
+    def run(fn, flops=None, bytes_moved=None, rounds=7, **info):
         benchmark.extra_info.update(info, threads=THREADS)
-        benchmark.pedantic(fn, warmup_rounds=1, rounds=7, iterations=1)
+        benchmark.pedantic(fn, warmup_rounds=1, rounds=rounds, iterations=1)
         median = benchmark.stats.stats.median
         if flops:
             benchmark.extra_info["gflops"] = flops / median / 1e9

@@ -3,7 +3,7 @@ from fastconv.layers.base import Input, InputLayer, Layer, SymbolicTensor, Weigh
 from fastconv.layers.convolutional import (Conv2D, DepthwiseConv2D, SeparableConv2D,
                                            ZeroPadding2D)
 from fastconv.layers.core import Activation, Dense, Dropout, Flatten, Reshape
-from fastconv.layers.merging import Add, Concatenate
+from fastconv.layers.merging import Add, Concatenate, ScaledAdd
 from fastconv.layers.normalization import BatchNormalization
 from fastconv.layers.pooling import (AveragePooling2D, GlobalAveragePooling2D,
                                      GlobalMaxPooling2D, MaxPooling2D)
@@ -13,7 +13,7 @@ Convolution2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D = Conv2D, MaxPooling2D, Ave
 
 LAYERS = {cls.__name__: cls for cls in (
     InputLayer, Conv2D, DepthwiseConv2D, SeparableConv2D, ZeroPadding2D, Activation, Dense,
-    Dropout, Flatten, Reshape, Add, Concatenate, BatchNormalization, AveragePooling2D,
+    Dropout, Flatten, Reshape, Add, Concatenate, ScaledAdd, BatchNormalization, AveragePooling2D,
     GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D)}
 
 

@@ -1,4 +1,4 @@
-"""Add and Concatenate: the merges of residual and Inception blocks."""
+"""Add, ScaledAdd and Concatenate: the merges of residual and Inception blocks."""
 import math
 
 import numpy as np
@@ -33,6 +33,35 @@ class Add(_Merge):
 
     def flops(self, input_shape, output_shape):
         return (len(input_shape) - 1) * math.prod(output_shape)
+
+
+class ScaledAdd(_Merge):
+    """``inputs[0] + scale * inputs[1]``: Inception-ResNet's scaled residual sum (Keras writes
+    it as a ``Lambda``)."""
+
+    def __init__(self, scale, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = float(scale)
+
+    def compute_output_shape(self, input_shape):
+        if not isinstance(input_shape, list) or len(input_shape) != 2 or \
+                input_shape[0] != input_shape[1]:
+            raise ValueError(f"ScaledAdd {self.name!r} takes two inputs of equal shape, got "
+                             f"{input_shape}")
+        return input_shape[0]
+
+    def forward(self, xs, training=False):
+        x, residual = xs
+        return x + residual * x.dtype.type(self.scale), None
+
+    def backward(self, dy, ctx, need_input_grad=True):
+        return [dy, dy * dy.dtype.type(self.scale)]
+
+    def flops(self, input_shape, output_shape):
+        return 2 * math.prod(output_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
 
 
 class Concatenate(_Merge):
