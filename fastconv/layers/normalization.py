@@ -49,15 +49,16 @@ class BatchNormalization(Layer):
         else:
             mean, var = self.moving_mean.value, self.moving_variance.value
         inv = (1 / np.sqrt(var + self.epsilon)).astype(x.dtype)
-        xhat = (x - mean.reshape(shape)) * inv.reshape(shape)
-        y = xhat * self.gamma.value.reshape(shape) if self.scale else xhat.copy()
-        if self.center:
-            y += self.beta.value.reshape(shape)
-        return y, (xhat, inv, training)
+        scale = inv * self.gamma.value if self.scale else inv
+        shift = -mean * scale + (self.beta.value if self.center else 0)
+        y = x * scale.reshape(shape)
+        y += shift.astype(x.dtype).reshape(shape)
+        return y, (x, mean, inv, training)
 
     def backward(self, dy, ctx, need_input_grad=True):
-        xhat, inv, training = ctx
+        x, mean, inv, training = ctx
         shape, axes = self._shape(dy)
+        xhat = (x - mean.reshape(shape)) * inv.reshape(shape)
         if self.center:
             self.beta.add_grad(dy.sum(axis=axes))
         if self.scale:
