@@ -1,6 +1,11 @@
 """The public ops: validate → put in the kernels' layout → choose the algorithm → run a backend.
 
-Arrays: NumPy arrays in, NumPy arrays out (CuPy arrays in, CuPy out, on the 'cupy' backend).
+Arrays: arrays of library L in → arrays of library L out. NumPy arrays run on the configured
+backend, CuPy arrays on 'cupy'; any other array with ``__dlpack__`` or
+``__cuda_array_interface__`` (PyTorch, JAX, Numba) is viewed as a NumPy (CPU) or CuPy (CUDA)
+array and the results are handed back through its library's ``from_dlpack``: no copy when the
+input is C-contiguous in the kernel's layout, non-contiguous inputs are copied once (the rule:
+:mod:`fastconv.interop.dlpack`).
 Both data formats work everywhere; weights follow the data format's home framework:
 ``channels_last`` → ``(kh, kw, in/groups, out)`` (Keras), ``channels_first`` →
 ``(out, in/groups, kh, kw)`` (PyTorch). The kernels run NHWC / HWIO; channels_first arrays
@@ -23,6 +28,7 @@ from fastconv import backends
 from fastconv._config import get_backend
 from fastconv._shapes import (check_data_format, conv_output_shape, conv_output_size,  # noqa: F401
                               make_geometry)
+from fastconv.interop.dlpack import accepts_any_array
 
 ALGORITHMS = ("auto", "direct", "im2col", "1x1", "depthwise")
 DTYPES = (np.float32, np.float64)
@@ -136,6 +142,7 @@ def _bias(xp, b, o, dtype):
 
 
 # ------------------------------------------------------------------------- convolution
+@accepts_any_array("x", "w", "b")
 def conv2d(x, w, b=None, strides=1, padding="valid", dilation=1, groups=1,
            data_format="channels_last", algorithm="auto", backend=None):
     """2-D cross-correlation (what deep learning calls convolution) of a batch.
@@ -156,6 +163,7 @@ def conv2d(x, w, b=None, strides=1, padding="valid", dilation=1, groups=1,
     return _from_nhwc(call.xp, y, data_format)
 
 
+@accepts_any_array("dy", "x", "w")
 def conv2d_backward(dy, x, w, strides=1, padding="valid", dilation=1, groups=1,
                     data_format="channels_last", algorithm="auto", backend=None,
                     need_input_grad=True):
@@ -215,6 +223,7 @@ def _pool_backward(mode, dy, x, pool_size, strides, padding, data_format, backen
     return _from_nhwc(xp, dx, data_format)
 
 
+@accepts_any_array("x")
 def max_pool2d(x, pool_size=2, strides=None, padding="valid", data_format="channels_last",
                backend=None):
     """Max pooling per channel (Keras' arguments: ``strides`` defaults to ``pool_size``).
@@ -225,18 +234,21 @@ def max_pool2d(x, pool_size=2, strides=None, padding="valid", data_format="chann
     return _pool("max", x, pool_size, strides, padding, data_format, backend)
 
 
+@accepts_any_array("x")
 def avg_pool2d(x, pool_size=2, strides=None, padding="valid", data_format="channels_last",
                backend=None):
     """Average pooling per channel; 'same' padding averages over the real cells only (Keras)."""
     return _pool("avg", x, pool_size, strides, padding, data_format, backend)
 
 
+@accepts_any_array("dy", "x")
 def max_pool2d_backward(dy, x, pool_size=2, strides=None, padding="valid",
                         data_format="channels_last", backend=None):
     """Gradient of :func:`max_pool2d`: ``dy`` goes to each window's winning cell."""
     return _pool_backward("max", dy, x, pool_size, strides, padding, data_format, backend)
 
 
+@accepts_any_array("dy", "x")
 def avg_pool2d_backward(dy, x, pool_size=2, strides=None, padding="valid",
                         data_format="channels_last", backend=None):
     """Gradient of :func:`avg_pool2d`: ``dy`` spread evenly over each window's real cells."""
@@ -248,6 +260,7 @@ def _spatial_axes(data_format):
     return (1, 2) if data_format == "channels_last" else (2, 3)
 
 
+@accepts_any_array("x")
 def global_avg_pool2d(x, data_format="channels_last", keepdims=False):
     """Mean over the spatial axes: ``(N, H, W, C)`` → ``(N, C)``."""
     xp = _array_module(x)
@@ -256,6 +269,7 @@ def global_avg_pool2d(x, data_format="channels_last", keepdims=False):
     return x.mean(axis=_spatial_axes(data_format), keepdims=keepdims)
 
 
+@accepts_any_array("dy", "x")
 def global_avg_pool2d_backward(dy, x, data_format="channels_last"):
     """Gradient of :func:`global_avg_pool2d`: ``dy / (H*W)`` on every cell."""
     xp = _array_module(x)
