@@ -166,11 +166,12 @@ def test_numpy_arrays_pass_through():
     assert type(y) is np.ndarray
 
 
-def test_import_fastconv_loads_no_array_library():
+def test_import_fastconv_loads_no_array_library(tmp_path):
     code = ("import sys, numpy as np, fastconv; fastconv.conv2d(np.ones((1, 3, 3, 1)), "
             "np.ones((1, 1, 1, 1))); "
             "print(sorted(m for m in ('torch', 'jax', 'cupy') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tmp_path)   # the installed package, not the source tree
     assert out.stdout.strip() == "[]"
 
 

@@ -298,7 +298,7 @@ def test_reduce_lr_early_stopping_and_checkpoints(tmp_path, rng):
                   callbacks=[callbacks.ReduceLROnPlateau(monitor="val_acc")])
 
 
-def test_keras_namespaces_resolve_lazily():
+def test_keras_namespaces_resolve_lazily(tmp_path):
     code = ("import sys, fastconv as keras; assert 'matplotlib' not in sys.modules; "
             "assert 'tqdm' not in sys.modules and 'numba' not in sys.modules; "
             "keras.utils.to_categorical; keras.losses.categorical_crossentropy; "
@@ -306,6 +306,7 @@ def test_keras_namespaces_resolve_lazily():
             "keras.layers.Conv2D; keras.models.Sequential; keras.Sequential; "
             "keras.datasets.mnist.load_data; keras.preprocessing.image.ImageDataGenerator; "
             "print(keras.backend.image_data_format())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "channels_last"

@@ -42,17 +42,19 @@ def test_a_killed_run_resumes_after_its_last_finished_epoch(tmp_path):
     out = str(tmp_path / "run")
     cmd = [sys.executable, "-m", "fastconv.cli", "train", "mnist", "--epochs", "4",
            "--out", out] + QUICK
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # run in tmp_path so that the installed package is imported, not the source tree
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
     checkpoint = os.path.join(out, "checkpoint.npz")
     deadline = time.time() + 300
     while not os.path.exists(checkpoint) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert proc.returncode == -signal.SIGKILL, f"the run ended first: {proc.stderr.read()[-2000:]}"
     done = _epochs_logged(out)
     assert done and done == list(range(len(done))) and len(done) < 4
-    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=600,
+                             cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"Epoch {len(done) + 1}/4" in resumed.stdout and "Epoch 1/4" not in resumed.stdout
     assert _epochs_logged(out) == [0, 1, 2, 3]
