@@ -20,8 +20,10 @@ def main(path):
     print(f"threads: {data['benchmarks'][0]['extra_info'].get('threads')}; ratio = PyTorch "
           "median time / fastconv median time (> 1 is faster); best = best fastconv algorithm; "
           "rate = GFLOP/s (pooling: GB/s).\n")
-    print("| layer | PyTorch rate | best | best ratio | " + " | ".join(impls) + " |")
-    print("|---" * (4 + len(impls)) + "|")
+    images = any("images_per_s" in b["extra_info"] for b in data["benchmarks"])
+    extra = ["PyTorch img/s", "best img/s"] if images else []
+    print("| case | PyTorch rate | best | best ratio | " + " | ".join(impls + extra) + " |")
+    print("|---" * (4 + len(impls) + len(extra)) + "|")
     for name, g in groups.items():
         if "torch" not in g:
             continue
@@ -31,6 +33,8 @@ def main(path):
         info = g["torch"]["extra_info"]
         rate = info.get("gflops", info.get("gbytes_per_s", 0))
         cells = [f"{ratios[i]:.2f}" if i in ratios else "" for i in impls]
+        if images:
+            cells += [f"{g[k]['extra_info']['images_per_s']:.1f}" for k in ("torch", best)]
         print(f"| {name} | {rate:.1f} | {best} | **{ratios[best]:.2f}** | " + " | ".join(cells)
               + " |")
 
