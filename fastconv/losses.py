@@ -8,6 +8,7 @@ mean over samples (Keras' 'sum_over_batch_size'). Cross-entropies clip probabili
 """
 import numpy as np
 
+from fastconv._arrays import array_module
 from fastconv.backend import epsilon
 
 
@@ -48,13 +49,12 @@ class CrossEntropy(Loss):
         self.from_logits = from_logits
 
     def _one_hot(self, y_true, y_pred):
-        y_true = np.asarray(y_true)
+        xp = array_module(y_pred)
+        y_true = xp.asarray(y_true)
         _check(y_true, y_pred, self.sparse)
         if not self.sparse:
             return y_true.astype(y_pred.dtype, copy=False)
-        y = np.zeros_like(y_pred)
-        np.put_along_axis(y, _sparse_index(y_true, y_pred)[..., None], 1, axis=-1)
-        return y
+        return xp.eye(y_pred.shape[-1], dtype=y_pred.dtype)[_sparse_index(y_true, y_pred)]
 
     def value_and_grad(self, y_true, y_pred, grad=True):
         y = self._one_hot(y_true, y_pred)
@@ -93,7 +93,7 @@ class MeanSquaredError(Loss):
     name = "mean_squared_error"
 
     def value_and_grad(self, y_true, y_pred, grad=True):
-        y_true = np.asarray(y_true)
+        y_true = array_module(y_pred).asarray(y_true)
         _check(y_true, y_pred, False)
         d = y_pred - y_true
         per_sample = max(1, d[0].size) if d.ndim > 1 else 1
@@ -108,7 +108,7 @@ _ALIASES = {"mse": "mean_squared_error"}
 
 def _per_sample(cls):
     def loss(y_true, y_pred):
-        y_pred = np.asarray(y_pred)
+        y_pred = array_module(y_pred).asarray(y_pred)
         return np.array([cls()(y_true[i:i + 1], y_pred[i:i + 1]) for i in range(len(y_pred))])
     loss.__name__ = cls.name
     loss.__doc__ = f"Per-sample {cls.name.replace('_', ' ')}, as Keras' function of this name."

@@ -1,22 +1,29 @@
 """Metrics by Keras' names. 'acc' / 'accuracy' mean the accuracy that fits the loss:
 categorical for one-hot labels, sparse categorical for integer labels, binary otherwise.
 The log key is the name given (so ``metrics=['acc']`` logs 'acc' and 'val_acc')."""
-import numpy as np
-
 from fastconv import losses as losses_module
+from fastconv._arrays import array_module
+
+
+def _as_arrays(y_true, y_pred):
+    """Both as arrays of the module that holds ``y_pred`` (NumPy or CuPy)."""
+    xp = array_module(y_pred)
+    return xp.asarray(y_true), xp.asarray(y_pred)
 
 
 def categorical_accuracy(y_true, y_pred):
-    return np.mean(np.argmax(y_true, axis=-1) == np.argmax(y_pred, axis=-1))
+    y_true, y_pred = _as_arrays(y_true, y_pred)
+    return (y_true.argmax(axis=-1) == y_pred.argmax(axis=-1)).mean()
 
 
 def sparse_categorical_accuracy(y_true, y_pred):
-    y_true = np.asarray(y_true).reshape(np.shape(y_pred)[:-1])
-    return np.mean(y_true == np.argmax(y_pred, axis=-1))
+    y_true, y_pred = _as_arrays(y_true, y_pred)
+    return (y_true.reshape(y_pred.shape[:-1]) == y_pred.argmax(axis=-1)).mean()
 
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
-    return np.mean(np.asarray(y_true) == (np.asarray(y_pred) > threshold))
+    y_true, y_pred = _as_arrays(y_true, y_pred)
+    return (y_true == (y_pred > threshold)).mean()
 
 
 _FUNCTIONS = {f.__name__: f for f in (categorical_accuracy, sparse_categorical_accuracy,

@@ -7,6 +7,8 @@ checkpoint can carry them.
 """
 import numpy as np
 
+from fastconv._arrays import array_module
+
 
 class Optimizer:
     name = None
@@ -61,7 +63,8 @@ class Optimizer:
 
     def set_state(self, state, weights):
         self.iterations = int(state["iterations"])
-        self.state = {slot: [np.asarray(state[f"{slot}/{i}"], dtype=w.value.dtype).copy()
+        self.state = {slot: [array_module(w.value).array(state[f"{slot}/{i}"],
+                                                         dtype=w.value.dtype)
                              for i, w in enumerate(weights)]
                       for slot in self._slots if f"{slot}/0" in state}
 

@@ -1,5 +1,7 @@
-"""Finite-difference checks of layers and models (float64)."""
+"""Finite-difference checks of layers and models (float64), and the layers they check."""
 import numpy as np
+
+from fastconv import layers as L
 
 
 def _probe(rng, a, picks):
@@ -40,3 +42,32 @@ def check_layer_gradients(layer, inputs, rng, training=True, picks=12, rtol=1e-5
         for idx in _probe(rng, w.value, picks):
             np.testing.assert_allclose(w.grad[idx], _numeric(loss, w.value, idx), rtol=rtol,
                                        atol=1e-7, err_msg=w.name)
+
+
+def f64(cls, *args, **kwargs):
+    return cls(*args, dtype="float64", **kwargs)
+
+
+IMAGE = (2, 7, 6, 4)
+
+GRADIENT_CASES = {
+    "conv valid relu": lambda: f64(L.Conv2D, 3, 3, activation="tanh"),
+    "conv same strided": lambda: f64(L.Conv2D, 5, (3, 2), strides=2, padding="same"),
+    "conv dilated": lambda: f64(L.Conv2D, 2, 2, dilation_rate=2, activation="sigmoid"),
+    "conv grouped": lambda: f64(L.Conv2D, 6, 3, groups=2, padding="same"),
+    "conv 1x1": lambda: f64(L.Conv2D, 3, 1),
+    "conv explicit padding": lambda: f64(L.Conv2D, 3, 3, padding=((1, 0), (2, 1))),
+    "depthwise x2": lambda: f64(L.DepthwiseConv2D, 3, depth_multiplier=2, padding="same"),
+    "separable": lambda: f64(L.SeparableConv2D, 5, 3, strides=2, depth_multiplier=2,
+                             activation="relu"),
+    "batch norm": lambda: f64(L.BatchNormalization),
+    "max pool": lambda: f64(L.MaxPooling2D, 2),
+    "max pool same": lambda: f64(L.MaxPooling2D, 3, strides=2, padding="same"),
+    "avg pool": lambda: f64(L.AveragePooling2D, (2, 3), strides=1),
+    "global avg": lambda: f64(L.GlobalAveragePooling2D),
+    "global max": lambda: f64(L.GlobalMaxPooling2D),
+    "zero padding": lambda: f64(L.ZeroPadding2D, ((1, 2), (0, 3))),
+    "flatten": lambda: f64(L.Flatten),
+    "softmax": lambda: f64(L.Activation, "softmax"),
+    "reshape": lambda: f64(L.Reshape, (7, -1)),
+}

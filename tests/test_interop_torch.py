@@ -319,3 +319,84 @@ def test_lecture_mnist_net_trains_step_for_step_as_with_nn_conv2d():
     for swap in (False, True):
         runs.append(_train(_lecture_net(mnist_net, swap), x, y, steps=4))
     np.testing.assert_allclose(runs[1], runs[0], rtol=1e-3)
+
+
+# ---------------------------------------------------------------------- CUDA tensors
+def _cuda_or_skip():
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch sees no CUDA GPU: the CUDA-tensor path is checked on a GPU only")
+    if "cupy" not in fastconv.available_backends():
+        pytest.skip("fastconv's 'cupy' backend does not load: CUDA tensors run through CuPy")
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("name", GRAD_CASES)
+def test_cuda_conv2d_opcheck_gradcheck_and_torch(name, channels_last):
+    _cuda_or_skip()
+    tensors, args = _conv_inputs(_case(*GRAD_CASES[name]), torch.float64, 0, channels_last)
+    tensors = [t.detach().cuda().requires_grad_() for t in tensors]
+    if channels_last:
+        tensors[0] = tensors[0].detach().contiguous(memory_format=CL).requires_grad_()
+    torch.library.opcheck(OPS.conv2d.default, (*tensors, *args))
+    assert torch.autograd.gradcheck(lambda *t: OPS.conv2d(*t, *args), tensors)
+    y = OPS.conv2d(*tensors, *args)
+    assert y.device == tensors[0].device
+    torch.testing.assert_close(y, _torch_conv(*tensors, *args), **TOL[torch.float64])
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_cuda_pool2d_opcheck_gradcheck_and_torch(mode, channels_last):
+    _cuda_or_skip()
+    x = torch.randn(2, 3, 9, 8, dtype=torch.float64, device="cuda")
+    x = x.contiguous(memory_format=CL if channels_last else torch.contiguous_format)
+    x.requires_grad_()
+    op = getattr(OPS, f"{mode}_pool2d").default
+    torch.library.opcheck(op, (x, (3, 2), (2, 1), (1, 1, 1, 1)))
+    pool = getattr(ft, f"{mode}_pool2d")
+    assert torch.autograd.gradcheck(lambda t: pool(t, (3, 2), (2, 1), (1, 1)), (x,))
+    torch.testing.assert_close(pool(x, (3, 2), (2, 1), (1, 1)),
+                               getattr(F, f"{mode}_pool2d")(x, (3, 2), (2, 1), (1, 1)))
+
+
+def test_cuda_tensors_run_in_place_on_the_current_stream():
+    _cuda_or_skip()
+    import cupy
+    x = torch.randn(4, 16, 32, 32, device="cuda").contiguous(memory_format=CL)
+    w = torch.randn(32, 16, 3, 3, device="cuda")
+    seen = {}
+    real = fastconv.backends.get("cupy").conv2d
+
+    def spy(xa, *args, **kwargs):
+        seen["x"], seen["stream"] = xa.data.ptr, cupy.cuda.get_current_stream().ptr
+        return real(xa, *args, **kwargs)
+    stream = torch.cuda.Stream()
+    fastconv.backends.get("cupy").conv2d = spy
+    try:
+        with torch.cuda.stream(stream):
+            y = ft.conv2d(x, w, padding=1)
+        stream.synchronize()
+    finally:
+        fastconv.backends.get("cupy").conv2d = real
+    assert seen == {"x": x.data_ptr(), "stream": stream.cuda_stream}
+    assert y.is_cuda and y.is_contiguous(memory_format=CL)
+    torch.testing.assert_close(y, F.conv2d(x, w, padding=1), rtol=1e-4, atol=1e-3)
+
+
+def test_cuda_mnist_net_with_fastconv_conv2d_trains():
+    _cuda_or_skip()
+    torch.manual_seed(0)
+    (x, y), _ = mnist.load_data()
+    x = torch.from_numpy(x[:2048, None] / np.float32(255)).cuda()
+    y = torch.from_numpy(y[:2048].astype(np.int64)).cuda()
+    net = nn.Sequential(ft.Conv2d(1, 16, 3), nn.ReLU(), nn.MaxPool2d(2), ft.Conv2d(16, 32, 3),
+                        nn.ReLU(), nn.Flatten(), nn.Linear(32 * 11 * 11, 10)).cuda()
+    opt = torch.optim.Adam(net.parameters(), 2e-3)
+    for _ in range(3):
+        for i in range(0, 2048, 128):
+            opt.zero_grad()
+            loss = F.cross_entropy(net(x[i:i + 128]), y[i:i + 128])
+            loss.backward()
+            opt.step()
+    acc = (net(x[:512]).argmax(1) == y[:512]).float().mean().item()
+    assert acc > 0.9, acc

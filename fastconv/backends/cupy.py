@@ -328,6 +328,19 @@ def bias_act(y, b, relu):
                          y.shape[-1], b is not None, bool(relu))
 
 
+# ---------------------------------------------------------------- dropout
+def dropout_keep(shape, dtype, rate, seed):
+    """A new array of ``shape`` holding 1 with probability ``1 - rate`` and 0 otherwise, a
+    function of ``seed`` alone (a stateless hash per element)."""
+    mask = cupy.empty(shape, dtype)
+    s = _suffix(mask=mask)
+    if not 0 <= rate < 1:
+        raise ValueError(f"rate must lie in [0, 1), got {rate}")
+    _launch_elements("dropout", f"keep_{s}", mask.size, mask, mask.size,
+                     operator.index(seed) % 2**63, round(rate * 2**32))
+    return mask
+
+
 kernels = SimpleNamespace(
     conv_direct=SimpleNamespace(forward=_conv_forward, backward_input=_conv_backward_input,
                                 backward_weight=_conv_backward_weight),
@@ -338,6 +351,7 @@ kernels = SimpleNamespace(
     pool=SimpleNamespace(max_forward=_max_forward, max_backward=_max_backward,
                          avg_forward=_avg_forward, avg_backward=_avg_backward),
     bias_act=bias_act,
+    dropout_keep=dropout_keep,
 )
 
 BACKEND = NativeBackend("cupy", kernels, cupy)

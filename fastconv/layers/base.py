@@ -9,20 +9,8 @@ records a graph node (Keras' functional API); called on an array it computes eag
 import numpy as np
 
 from fastconv import _random, backend, initializers
+from fastconv._arrays import array_module, to_numpy
 from fastconv._config import get_backend
-
-
-def to_numpy(a):
-    """A NumPy copy-free view of ``a`` (CuPy arrays are copied to the host)."""
-    return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)
-
-
-def array_module(a):
-    """``numpy`` or ``cupy``, whichever owns ``a``."""
-    if type(a).__module__.split(".")[0] == "cupy":
-        import cupy
-        return cupy
-    return np
 
 
 class Weight:

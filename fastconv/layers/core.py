@@ -3,9 +3,9 @@ import math
 
 import numpy as np
 
-from fastconv import _random, activations, backend
+from fastconv import _random, activations, backend, backends
 from fastconv._shapes import check_data_format
-from fastconv.layers.base import ActivationMixin, Layer, array_module
+from fastconv.layers.base import ActivationMixin, Layer
 
 
 class Dense(ActivationMixin, Layer):
@@ -90,9 +90,12 @@ class Dropout(Layer):
             return x, None
         shape = x.shape if self.noise_shape is None else tuple(
             x.shape[i] if s is None else s for i, s in enumerate(self.noise_shape))
-        keep = self._rng.random(shape, dtype=np.float32) >= self.rate
-        mask = keep.astype(x.dtype) * x.dtype.type(1 / (1 - self.rate))
-        mask = _like(x, mask)
+        if isinstance(x, np.ndarray):
+            keep = (self._rng.random(shape, dtype=np.float32) >= self.rate).astype(x.dtype)
+        else:  # on the GPU: a device-side mask from one seed drawn here (runs stay reproducible)
+            keep = backends.get("cupy").kernels.dropout_keep(shape, x.dtype, self.rate,
+                                                              self._rng.integers(2**63))
+        mask = keep * x.dtype.type(1 / (1 - self.rate))
         return x * mask, mask
 
     def backward(self, dy, ctx, need_input_grad=True):
@@ -101,11 +104,6 @@ class Dropout(Layer):
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape,
                 "seed": self.seed}
-
-
-def _like(x, a):
-    """``a`` (NumPy) moved to ``x``'s device."""
-    return a if isinstance(x, np.ndarray) else array_module(x).asarray(a)
 
 
 class Flatten(Layer):

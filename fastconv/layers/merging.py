@@ -3,7 +3,8 @@ import math
 
 import numpy as np
 
-from fastconv.layers.base import Layer, array_module
+from fastconv._arrays import array_module
+from fastconv.layers.base import Layer
 
 
 class _Merge(Layer):

@@ -3,7 +3,8 @@ import math
 
 from fastconv import backend, functional as F
 from fastconv._shapes import _positive_pair, check_data_format, conv_output_shape
-from fastconv.layers.base import Layer, array_module
+from fastconv._arrays import array_module
+from fastconv.layers.base import Layer
 
 
 class _Pool2D(Layer):

@@ -11,8 +11,8 @@ import numpy as np
 
 from fastconv import _random, backend, losses, metrics as metrics_module, optimizers
 from fastconv.callbacks import CallbackList, History
-from fastconv.layers.base import (ActivationMixin, SymbolicTensor, _snake, array_module,
-                                  to_numpy)
+from fastconv._arrays import array_module, to_numpy
+from fastconv.layers.base import ActivationMixin, SymbolicTensor, _snake
 from fastconv.models.feeds import ArrayFeed, IteratorFeed, as_inputs, cast_batch, is_iterator
 
 

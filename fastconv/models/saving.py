@@ -17,6 +17,7 @@ import zipfile
 import numpy as np
 
 from fastconv import losses, optimizers
+from fastconv._arrays import to_numpy
 from fastconv.layers import LAYERS
 from fastconv.layers.base import InputLayer
 
@@ -157,7 +158,7 @@ def _generators(model):
 
 def save_checkpoint(model, path, epoch, history):
     names, arrays = _weights_part(model)
-    arrays.update({f"opt/{k}": np.asarray(v) for k, v in model.optimizer.get_state().items()})
+    arrays.update({f"opt/{k}": to_numpy(v) for k, v in model.optimizer.get_state().items()})
     header = {"kind": "checkpoint", "version": FORMAT_VERSION, "weights": names,
               "epoch": epoch, "history": history,
               "learning_rate": model.optimizer.learning_rate,
