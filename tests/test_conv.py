@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import fastconv
+from fastconv import backends
 from helpers import assert_close, conv_kwargs, layout_shapes, random_array
 from strategies import conv_cases
 from conftest import CPU_BACKEND_PARAMS, to_numpy
@@ -92,8 +93,7 @@ def test_gradients_by_finite_differences(name, data_format, case, seed):
 @pytest.mark.parametrize("algorithm", ["direct", "im2col"])
 def test_im2col_tiles_cover_the_batch(monkeypatch, backend, xp, algorithm):
     """With a workspace of a few rows, the tiled im2col still equals the reference."""
-    from fastconv.backends import _native
-    monkeypatch.setattr(_native, "TILE_BYTES", 3000)
+    monkeypatch.setattr(backends.get(backend), "tile_bytes", 3000)
     rng = np.random.default_rng(0)
     x, w = random_array(rng, (3, 11, 9, 5), np.float64), random_array(rng, (3, 3, 5, 7), np.float64)
     dy = random_array(rng, (3, 6, 5, 7), np.float64)

@@ -362,8 +362,9 @@ def test_cuda_pool2d_opcheck_gradcheck_and_torch(mode, channels_last):
 def test_cuda_tensors_run_in_place_on_the_current_stream():
     _cuda_or_skip()
     import cupy
-    x = torch.randn(4, 16, 32, 32, device="cuda").contiguous(memory_format=CL)
-    w = torch.randn(32, 16, 3, 3, device="cuda")
+    x = torch.randn(4, 16, 32, 32, device="cuda", dtype=torch.float64)
+    x = x.contiguous(memory_format=CL)
+    w = torch.randn(32, 16, 3, 3, device="cuda", dtype=torch.float64)
     seen = {}
     real = fastconv.backends.get("cupy").conv2d
 
@@ -371,6 +372,7 @@ def test_cuda_tensors_run_in_place_on_the_current_stream():
         seen["x"], seen["stream"] = xa.data.ptr, cupy.cuda.get_current_stream().ptr
         return real(xa, *args, **kwargs)
     stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())   # x and w were made on the default stream
     fastconv.backends.get("cupy").conv2d = spy
     try:
         with torch.cuda.stream(stream):
@@ -380,7 +382,7 @@ def test_cuda_tensors_run_in_place_on_the_current_stream():
         fastconv.backends.get("cupy").conv2d = real
     assert seen == {"x": x.data_ptr(), "stream": stream.cuda_stream}
     assert y.is_cuda and y.is_contiguous(memory_format=CL)
-    torch.testing.assert_close(y, F.conv2d(x, w, padding=1), rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(y, F.conv2d(x, w, padding=1))
 
 
 def test_cuda_mnist_net_with_fastconv_conv2d_trains():

@@ -8,8 +8,9 @@ activations, HWIO weights, C-contiguous) from :mod:`fastconv.functional`.
 
 Algorithms:
   ``direct``     one pass over the output, any geometry.
-  ``im2col``     row tiles of the input unrolled into ``cols`` (``TILE_BYTES`` each, about an
-                 L2), one batched GEMM per tile over the groups; ``col2im`` for the input
+  ``im2col``     row tiles of the input unrolled into ``cols`` (``tile_bytes`` each: about an
+                 L2 on the CPU, a bounded workspace on the GPU, where every tile costs
+                 launches), one batched GEMM per tile over the groups; ``col2im`` for the input
                  gradient. On the CPU the batch is split into one range of whole images per
                  thread, and each thread runs its tiles with single-threaded kernels and BLAS:
                  alternating multi-threaded OpenMP and BLAS regions made the cores wait on each
@@ -20,14 +21,14 @@ Algorithms:
 """
 from concurrent.futures import ThreadPoolExecutor
 
-TILE_BYTES = 4 << 20
+TILE_BYTES = 4 << 20   # the CPU backends' im2col tile
 _pool = {}
 
 
 class NativeBackend:
-    def __init__(self, name, kernels, xp, set_num_threads=None):
+    def __init__(self, name, kernels, xp, set_num_threads=None, tile_bytes=TILE_BYTES):
         """``set_num_threads``: sets the calling thread's kernel threads (CPU backends only)."""
-        self.name = name
+        self.name, self.tile_bytes = name, tile_bytes
         self.k = kernels
         self.xp = xp
         self.set_num_threads = set_num_threads
@@ -103,7 +104,7 @@ class NativeBackend:
         """
         xp = self.xp
         k = g.kh * g.kw * (g.c // g.groups)
-        rows = max(1, min(g.n * g.oh, TILE_BYTES // (g.groups * g.ow * k * x.dtype.itemsize)))
+        rows = max(1, min(g.n * g.oh, self.tile_bytes // (g.groups * g.ow * k * x.dtype.itemsize)))
         workers = min(g.n, self._threads()) if self.set_num_threads else 1
         bounds = [g.n * i // workers * g.oh for i in range(workers + 1)]
 

@@ -354,4 +354,4 @@ kernels = SimpleNamespace(
     dropout_keep=dropout_keep,
 )
 
-BACKEND = NativeBackend("cupy", kernels, cupy)
+BACKEND = NativeBackend("cupy", kernels, cupy, tile_bytes=256 << 20)  # im2col workspace: 256 MiB

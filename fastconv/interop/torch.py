@@ -97,9 +97,14 @@ def _on_device(t):
         raise ImportError("fastconv runs CUDA tensors through CuPy: pip install "
                           "'fastconv[cuda]'") from err
     stream = torch.cuda.current_stream(t.device)
-    with cupy.cuda.Device(t.device.index), cupy.cuda.ExternalStream(stream.cuda_stream,
-                                                                    t.device.index):
-        yield
+    with cupy.cuda.Device(t.device.index):
+        from_external = getattr(cupy.cuda.Stream, "from_external", None)  # CuPy >= 14
+        if from_external is not None and hasattr(stream, "__cuda_stream__"):
+            external = from_external(stream)
+        else:
+            external = cupy.cuda.ExternalStream(stream.cuda_stream, t.device.index)
+        with external:
+            yield
 
 
 def _conv_args(stride, padding, dilation, groups, fmt):
