@@ -89,8 +89,9 @@ def train(dataset, epochs=None, batch_size=None, augment=True, limit=None, out=N
                                    history=history)
     metrics = {
         "dataset": dataset, "epochs": epochs, "batch_size": batch_size, "augment": augment,
-        "train_samples": len(x_train), "test_samples": len(x_test), "seed": seed, "backend": fastconv.get_backend(),
-        "threads": fastconv.get_num_threads(), "test_loss": float(test_loss),
+        "train_samples": len(x_train), "test_samples": len(x_test), "seed": seed,
+        "backend": fastconv.get_backend(), "threads": fastconv.get_num_threads(),
+        "test_loss": float(test_loss),
         "test_accuracy": float(test_acc), "misclassified": summary["num_misclassified"],
         "epoch_seconds_this_run": [round(s, 2) for s in timer.seconds],
         "train_seconds_this_run": round(train_seconds, 2),
