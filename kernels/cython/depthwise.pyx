@@ -1,47 +1,64 @@
 """Depthwise 2-D convolution (groups == C, depth multiplier M), NHWC (``kernels/README.md``).
 
 Weights are ``w[KH, KW, 1, C*M]``: output channel ``c*M + m`` reads input channel ``c``. Each
-public function checks its arguments in plain Python, then runs a fused (float32/float64) kernel
-without the GIL whose innermost loop runs over contiguous channels (M == 1 is a plain
-element-wise product that vectorises). Padded cells read as zeros.
+public function checks its arguments in plain Python, lists the filter taps that reach a real
+cell along each axis (padded cells read as zeros and are skipped), then runs a fused
+(float32/float64) kernel without the GIL, in parallel over rows of the output.
+
+The forward pass and the input gradient are the same gather: every cell of ``out`` sums
+``src * w`` over its taps (``src`` = x or gy). With ``M == 1`` the inner loops are ``fc_dot``:
+multiply-adds over the contiguous channels, three taps (or, for the weight gradient, three
+pixels) per pass over the output. With GCC on x86-64 it is compiled twice, for AVX2+FMA (chosen
+at run time when the CPU has them) and for the build's baseline (SSE2 unless
+``FASTCONV_NATIVE=1``). ``M > 1`` runs plain loops, tap by tap.
 """
+import numpy as np
+
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.string cimport memset
 
 from fastconv.kernels.cython.threads import get_max_threads
 from fastconv.kernels import _checks
 
-
-cdef inline void _madd(Py_ssize_t C, Py_ssize_t M, const floating* a, const floating* b,
-                       floating* out) noexcept nogil:
-    """out[c*M + m] += a[c] * b[c*M + m] for c < C, m < M."""
-    cdef Py_ssize_t c, m
-    cdef floating v
-    if M == 1:
-        for c in range(C):
-            out[c] += a[c] * b[c]
-    else:
-        for c in range(C):
-            v = a[c]
-            for m in range(M):
-                out[c * M + m] += v * b[c * M + m]
-
-
-cdef inline void _dot_add(Py_ssize_t C, Py_ssize_t M, const floating* a, const floating* b,
-                          floating* out) noexcept nogil:
-    """out[c] += sum over m of a[c*M + m] * b[c*M + m] for c < C."""
-    cdef Py_ssize_t c, m
-    cdef floating s
-    if M == 1:
-        for c in range(C):
-            out[c] += a[c] * b[c]
-    else:
-        for c in range(C):
-            s = 0
-            for m in range(M):
-                s = s + a[c * M + m] * b[c * M + m]
-            out[c] += s
+cdef extern from *:
+    """
+    /* target_clones needs GNU ifuncs; Clang and GCC < 12 build the baseline only */
+    #if defined(__x86_64__) && defined(__GLIBC__) && !defined(__clang__) && __GNUC__ >= 12 \\
+        && !defined(__AVX2__)
+    #define FC_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+    #else
+    #define FC_CLONES
+    #endif
+    /* out[k] += sum over i < count of a[i*a_step + k] * b[i*b_step + k], for k < n; three terms
+       per pass over out where there are three */
+    #define FC_DOT(T)                                                                        \
+    FC_CLONES static void fc_dot_##T(Py_ssize_t n, Py_ssize_t count, const T* a,            \
+                                     Py_ssize_t a_step, const T* b, Py_ssize_t b_step,      \
+                                     T* out) {                                              \
+        Py_ssize_t i = 0;                                                                   \
+        for (; i + 3 <= count; i += 3) {                                                    \
+            const T *a0 = a + i * a_step, *a1 = a0 + a_step, *a2 = a1 + a_step;             \
+            const T *b0 = b + i * b_step, *b1 = b0 + b_step, *b2 = b1 + b_step;             \
+            _Pragma("GCC unroll 2")                                                         \
+            for (Py_ssize_t k = 0; k < n; k++)                                              \
+                out[k] += a0[k] * b0[k] + a1[k] * b1[k] + a2[k] * b2[k];                    \
+        }                                                                                   \
+        for (; i < count; i++) {                                                            \
+            const T* ai = a + i * a_step;                                                   \
+            const T* bi = b + i * b_step;                                                   \
+            _Pragma("GCC unroll 4")                                                         \
+            for (Py_ssize_t k = 0; k < n; k++)                                              \
+                out[k] += ai[k] * bi[k];                                                    \
+        }                                                                                   \
+    }
+    FC_DOT(float)
+    FC_DOT(double)
+    """
+    void fc_dot_float(Py_ssize_t n, Py_ssize_t count, const float* a, Py_ssize_t a_step,
+                      const float* b, Py_ssize_t b_step, float* out) noexcept nogil
+    void fc_dot_double(Py_ssize_t n, Py_ssize_t count, const double* a, Py_ssize_t a_step,
+                       const double* b, Py_ssize_t b_step, double* out) noexcept nogil
 
 
 def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w):
@@ -52,113 +69,185 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w):
     """
     op = "depthwise.forward"
     _checks.arrays(op, {"x": (x, 4), "w": (w, 4)}, {"y": (y, 4)})
-    _checks.depthwise(op, x, w, y, "x", "y", sh, sw, pt, pl, dil_h, dil_w)
-    _forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w)
+    m, (sh, sw, pt, pl, dil_h, dil_w) = _checks.depthwise(op, x, w, y, "x", "y",
+                                                          sh, sw, pt, pl, dil_h, dil_w)
+    if y.size:
+        _gather(x, w, y, _taps(y.shape[1], w.shape[0], sh, pt, dil_h, x.shape[1], False),
+                _taps(y.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False), m, False)
 
 
 def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w):
     """Gradient of :func:`forward` with respect to x, into ``gx`` (N, H, W, C), overwritten."""
     op = "depthwise.backward_input"
     _checks.arrays(op, {"gy": (gy, 4), "w": (w, 4)}, {"gx": (gx, 4)})
-    _checks.depthwise(op, gx, w, gy, "gx", "gy", sh, sw, pt, pl, dil_h, dil_w)
-    _backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w)
+    m, (sh, sw, pt, pl, dil_h, dil_w) = _checks.depthwise(op, gx, w, gy, "gx", "gy",
+                                                          sh, sw, pt, pl, dil_h, dil_w)
+    if gx.size:
+        _gather(gy, w, gx, _taps(gx.shape[1], w.shape[0], sh, pt, dil_h, gy.shape[1], True),
+                _taps(gx.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True), m, True)
 
 
 def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w):
     """Gradient of :func:`forward` with respect to w, into ``gw`` ``(KH, KW, 1, C*M)``."""
     op = "depthwise.backward_weight"
     _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4)}, {"gw": (gw, 4)})
-    _checks.depthwise(op, x, gw, gy, "x", "gy", sh, sw, pt, pl, dil_h, dil_w)
-    # input channels per task: one block per thread, but at least 64 output channels
-    c, m = x.shape[3], gw.shape[3] // x.shape[3]
-    block = max(-(-64 // m), -(-c // get_max_threads()))
-    _backward_weight(gy, x, gw, block, sh, sw, pt, pl, dil_h, dil_w)
+    m, (sh, sw, pt, pl, dil_h, dil_w) = _checks.depthwise(op, x, gw, gy, "x", "gy",
+                                                          sh, sw, pt, pl, dil_h, dil_w)
+    # one private accumulator per thread, summed at the end
+    parts = np.zeros((max(1, get_max_threads()),) + gw.shape, gw.dtype)
+    if gy.size:
+        _backward_weight(gy, x, parts,
+                         _taps(gy.shape[1], gw.shape[0], sh, pt, dil_h, x.shape[1], False),
+                         _taps(gy.shape[2], gw.shape[1], sw, pl, dil_w, x.shape[2], False),
+                         m, sw, pl, dil_w)
+    np.sum(parts, axis=0, out=gw)
 
 
-def _forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
-             floating[:, :, :, ::1] y, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt,
-             Py_ssize_t pl, Py_ssize_t dil_h, Py_ssize_t dil_w):
-    cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3], KH = w.shape[0]
-    cdef Py_ssize_t KW = w.shape[1], O = w.shape[3], OH = y.shape[1], OW = y.shape[2]
-    cdef Py_ssize_t M = O // C
-    cdef Py_ssize_t t, n, oh, ow, i, j, ih, iw
-    cdef floating* yp
+def _taps(n, k, s, p, d, n_cells, adjoint):
+    """The filter taps reaching a real cell, per index ``o < n`` along one axis.
+
+    Returns ``(tab, cnt)``: ``tab[o, t] = (cell, tap)`` for ``t < cnt[o]``, in increasing
+    ``tap``; the cells and taps of one ``o`` are evenly spaced (``_gather`` relies on it). Forward
+    (``adjoint`` False): ``o`` is an output index, ``cell = o*s - p + tap*d`` the input index it
+    reads. Adjoint: ``o`` is an input index, ``cell = (o + p - tap*d) / s`` (where exact) the
+    output index that read it. Every ``cell`` lies in ``[0, n_cells)``.
+    """
+    tab = np.empty((n, k, 2), np.intp)
+    cnt = np.zeros(n, np.intp)
+    _fill_taps(tab, cnt, s, p, d, n_cells, adjoint)
+    return tab, cnt
+
+
+cdef void _fill_taps(Py_ssize_t[:, :, ::1] tab, Py_ssize_t[::1] cnt, Py_ssize_t s, Py_ssize_t p,
+                     Py_ssize_t d, Py_ssize_t n_cells, bint adjoint) noexcept nogil:
+    cdef Py_ssize_t o, t, a, cell
+    for o in range(tab.shape[0]):
+        for t in range(tab.shape[1]):
+            if adjoint:
+                a = o + p - t * d
+                if a < 0 or a % s:
+                    continue
+                cell = a // s
+            else:
+                cell = o * s - p + t * d
+            if 0 <= cell < n_cells:
+                tab[o, cnt[o], 0] = cell
+                tab[o, cnt[o], 1] = t
+                cnt[o] += 1
+
+
+# ------------------------------------------------------------------------------------ kernels
+cdef inline void _madd(Py_ssize_t count, Py_ssize_t C, Py_ssize_t M, const floating* a,
+                       Py_ssize_t a_step, const floating* b, Py_ssize_t b_step,
+                       floating* out) noexcept nogil:
+    """``out[c*M + m] += a[i*a_step + c] * b[i*b_step + c*M + m]`` summed over ``i < count``."""
+    cdef Py_ssize_t i, c, m
+    cdef const floating* bi
+    cdef floating v
+    if M == 1:
+        if floating is float:
+            fc_dot_float(C, count, a, a_step, b, b_step, out)
+        else:
+            fc_dot_double(C, count, a, a_step, b, b_step, out)
+        return
+    for i in range(count):
+        bi = b + i * b_step
+        for c in range(C):
+            v = a[i * a_step + c]
+            for m in range(M):
+                out[c * M + m] += v * bi[c * M + m]
+
+
+cdef inline void _dot_add(Py_ssize_t C, Py_ssize_t M, const floating* a, const floating* b,
+                          floating* out) noexcept nogil:
+    """``out[c] += sum over m of a[c*M + m] * b[c*M + m]`` for ``c < C``."""
+    cdef Py_ssize_t c, m
+    cdef floating s
+    for c in range(C):
+        s = 0
+        for m in range(M):
+            s = s + a[c * M + m] * b[c * M + m]
+        out[c] += s
+
+
+def _gather(const floating[:, :, :, ::1] src, const floating[:, :, :, ::1] w,
+            floating[:, :, :, ::1] out, rows, cols, Py_ssize_t M, bint adjoint):
+    """``out[n, r, q]`` = sum over the taps ``rows[r]`` x ``cols[q]`` of ``src * w``: the forward
+    pass (src = x, out = y) or, ``adjoint``, the input gradient (src = gy, out = gx)."""
+    cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
+    cdef const Py_ssize_t[::1] rn = rows[1]
+    cdef const Py_ssize_t[:, :, ::1] ct = cols[0]
+    cdef const Py_ssize_t[::1] cn = cols[1]
+    cdef Py_ssize_t OH = out.shape[1], OW = out.shape[2], CM = w.shape[3], C = CM // M
+    cdef Py_ssize_t t, n, r, q, a, b
+    cdef const floating* sp
+    cdef const floating* wp
+    cdef floating* op
     with nogil:
-        # each (n, oh) owns the output row y[n, oh]
-        for t in prange(y.shape[0] * OH, schedule="static"):
+        # each (n, r) owns the row out[n, r]
+        for t in prange(out.shape[0] * OH, schedule="dynamic"):
             n = t // OH
-            oh = t - n * OH
-            for ow in range(OW):
-                yp = &y[n, oh, ow, 0]
-                memset(yp, 0, O * sizeof(floating))
-                for i in range(KH):
-                    ih = oh * sh - pt + i * dil_h
-                    if ih < 0 or ih >= H:
+            r = t - n * OH
+            for q in range(OW):
+                op = &out[n, r, q, 0]
+                memset(op, 0, out.shape[3] * sizeof(floating))
+                if cn[q] == 0:
+                    continue
+                for a in range(rn[r]):
+                    sp = &src[n, rt[r, a, 0], 0, 0]
+                    wp = &w[rt[r, a, 1], 0, 0, 0]
+                    if M == 1:
+                        # the column taps of one row are evenly spaced: one pass over the channels
+                        b = cn[q] - 1
+                        _madd(cn[q], C, 1, sp + ct[q, 0, 0] * C,
+                              (ct[q, b, 0] - ct[q, 0, 0]) // max(b, 1) * C,
+                              wp + ct[q, 0, 1] * C, (ct[q, b, 1] - ct[q, 0, 1]) // max(b, 1) * C,
+                              op)
                         continue
-                    for j in range(KW):
-                        iw = ow * sw - pl + j * dil_w
-                        if 0 <= iw < W:
-                            _madd(C, M, &x[n, ih, iw, 0], &w[i, j, 0, 0], yp)
-
-
-def _backward_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
-                    floating[:, :, :, ::1] gx, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt,
-                    Py_ssize_t pl, Py_ssize_t dil_h, Py_ssize_t dil_w):
-    cdef Py_ssize_t H = gx.shape[1], W = gx.shape[2], C = gx.shape[3], KH = w.shape[0]
-    cdef Py_ssize_t KW = w.shape[1], OH = gy.shape[1], OW = gy.shape[2]
-    cdef Py_ssize_t M = w.shape[3] // C
-    cdef Py_ssize_t t, n, oh, ow, i, j, ih, iw, a, b
-    cdef floating* gp
-    with nogil:
-        # gather: each (n, ih) owns the input row gx[n, ih]
-        for t in prange(gx.shape[0] * H, schedule="static"):
-            n = t // H
-            ih = t - n * H
-            for iw in range(W):
-                gp = &gx[n, ih, iw, 0]
-                memset(gp, 0, C * sizeof(floating))
-                for i in range(KH):
-                    a = ih + pt - i * dil_h
-                    if a < 0 or a % sh:
-                        continue
-                    oh = a // sh
-                    if oh >= OH:
-                        continue
-                    for j in range(KW):
-                        b = iw + pl - j * dil_w
-                        if b < 0 or b % sw:
-                            continue
-                        ow = b // sw
-                        if ow < OW:
-                            _dot_add(C, M, &gy[n, oh, ow, 0], &w[i, j, 0, 0], gp)
+                    for b in range(cn[q]):
+                        if adjoint:
+                            _dot_add(C, M, sp + ct[q, b, 0] * CM, wp + ct[q, b, 1] * CM, op)
+                        else:
+                            _madd(1, C, M, sp + ct[q, b, 0] * C, 0, wp + ct[q, b, 1] * CM, 0, op)
 
 
 def _backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
-                     floating[:, :, :, ::1] gw, Py_ssize_t block, Py_ssize_t sh, Py_ssize_t sw,
-                     Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dil_h, Py_ssize_t dil_w):
-    cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3], KH = gw.shape[0]
-    cdef Py_ssize_t KW = gw.shape[1], OH = gy.shape[1], OW = gy.shape[2]
-    cdef Py_ssize_t M = gw.shape[3] // C, blocks = (C + block - 1) // block
-    cdef Py_ssize_t t, n, oh, ow, i, j, ih, iw, c0, nc
-    cdef const floating* gyp
+                     floating[:, :, :, :, ::1] parts, rows, cols, Py_ssize_t M, Py_ssize_t sw,
+                     Py_ssize_t pl, Py_ssize_t dil_w):
+    """``parts[thread]`` += the weight gradient of the output rows that thread ran."""
+    cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
+    cdef const Py_ssize_t[::1] rn = rows[1]
+    cdef const Py_ssize_t[:, :, ::1] ct = cols[0]
+    cdef const Py_ssize_t[::1] cn = cols[1]
+    cdef Py_ssize_t KW = parts.shape[2], OH = gy.shape[1], OW = gy.shape[2], C = x.shape[3]
+    cdef Py_ssize_t t, n, oh, ow, a, b, j, lo
+    # reach[j] = [lo, hi): the output columns whose tap j reads a real input column (hi = lo = 0
+    # if none)
+    cdef Py_ssize_t[:, ::1] reach = np.zeros((KW, 2), np.intp)
+    for ow in range(OW - 1, -1, -1):
+        for a in range(cn[ow]):
+            j = ct[ow, a, 1]
+            reach[j, 0] = ow
+            if reach[j, 1] == 0:
+                reach[j, 1] = ow + 1
     with nogil:
-        # each block of input channels owns gw[:, :, 0, c0*M:(c0 + nc)*M] and runs every tap,
-        # so that it reads each row of gy once
-        for t in prange(blocks, schedule="static"):
-            c0 = t * block
-            nc = min(block, C - c0)
-            for i in range(KH):
+        for t in prange(gy.shape[0] * OH, schedule="dynamic", num_threads=parts.shape[0]):
+            n = t // OH
+            oh = t - n * OH
+            if M > 1:
+                # pixel by pixel: the pixel of gy stays in L1 across the taps
+                for ow in range(OW):
+                    for a in range(rn[oh]):
+                        for b in range(cn[ow]):
+                            _madd(1, C, M, &x[n, rt[oh, a, 0], ct[ow, b, 0], 0], 0,
+                                  &gy[n, oh, ow, 0], 0,
+                                  &parts[threadid(), rt[oh, a, 1], ct[ow, b, 1], 0, 0])
+                continue
+            # tap by tap, summing the row's output columns three per pass over the channels
+            for a in range(rn[oh]):
                 for j in range(KW):
-                    memset(&gw[i, j, 0, c0 * M], 0, nc * M * sizeof(floating))
-            for n in range(x.shape[0]):
-                for oh in range(OH):
-                    for ow in range(OW):
-                        gyp = &gy[n, oh, ow, c0 * M]
-                        for i in range(KH):
-                            ih = oh * sh - pt + i * dil_h
-                            if ih < 0 or ih >= H:
-                                continue
-                            for j in range(KW):
-                                iw = ow * sw - pl + j * dil_w
-                                if 0 <= iw < W:
-                                    _madd(nc, M, &x[n, ih, iw, c0], gyp, &gw[i, j, 0, c0 * M])
+                    lo = reach[j, 0]
+                    if lo < reach[j, 1]:
+                        _madd(reach[j, 1] - lo, C, 1,
+                              &x[n, rt[oh, a, 0], lo * sw - pl + j * dil_w, 0], sw * C,
+                              &gy[n, oh, lo, 0], C, &parts[threadid(), rt[oh, a, 1], j, 0, 0])

@@ -2,7 +2,9 @@
 
 Weights are ``w[KH, KW, 1, C*M]``: output channel ``c*M + m`` reads input channel ``c``
 (depth multiplier ``M``). ``M == 1`` has its own kernels whose innermost loop runs over the
-contiguous channel axis of every array; the ``M > 1`` kernels first regroup the weights (and gy)
+contiguous channel axis of every array: the forward pass and the input gradient are one gather
+over the filter taps that reach a real cell (listed per row and per column by ``_taps``), three
+column taps per pass over the output. The ``M > 1`` kernels first regroup the weights (and gy)
 by multiplier, ``[..., M, C]``, so that their innermost loops are contiguous too. Each kernel
 compiles on first use.
 """
@@ -24,9 +26,11 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w):
     op = "depthwise.forward"
     _checks.arrays(op, {"x": (x, 4), "w": (w, 4)}, {"y": (y, 4)})
     m, geo = _checks.depthwise(op, x, w, y, "x", "y", sh, sw, pt, pl, dil_h, dil_w)
-    if m == 1:
-        _forward_1(x, w, y, *geo)
-    else:
+    if m == 1 and y.size:
+        sh, sw, pt, pl, dil_h, dil_w = geo
+        _gather_1(x, w, y, *_taps(y.shape[1], w.shape[0], sh, pt, dil_h, x.shape[1], False),
+                  *_taps(y.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False))
+    elif m > 1:
         _forward_m(x, w, y, m, *geo)
 
 
@@ -35,9 +39,11 @@ def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w):
     op = "depthwise.backward_input"
     _checks.arrays(op, {"gy": (gy, 4), "w": (w, 4)}, {"gx": (gx, 4)})
     m, geo = _checks.depthwise(op, gx, w, gy, "gx", "gy", sh, sw, pt, pl, dil_h, dil_w)
-    if m == 1:
-        _backward_input_1(gy, w, gx, *geo)
-    else:
+    if m == 1 and gx.size:
+        sh, sw, pt, pl, dil_h, dil_w = geo
+        _gather_1(gy, w, gx, *_taps(gx.shape[1], w.shape[0], sh, pt, dil_h, gy.shape[1], True),
+                  *_taps(gx.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True))
+    elif m > 1:
         _backward_input_m(gy, w, gx, m, *geo)
 
 
@@ -59,31 +65,65 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w):
 # ------------------------------------------------------------------------------------ kernels
 # Innermost loops index 1-D row views from 0, which LLVM vectorises (see conv_direct.py).
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _taps(n, k, s, p, d, n_cells, adjoint):
+    """The filter taps reaching a real cell, per index ``o < n`` along one axis: ``(tab, cnt)``,
+    ``tab[o, t] = (cell, tap)`` for ``t < cnt[o]``, in increasing ``tap`` (evenly spaced).
+
+    Forward: ``o`` is an output index, ``cell = o*s - p + tap*d`` the input index it reads.
+    Adjoint: ``o`` is an input index, ``cell = (o + p - tap*d) / s`` (where exact) the output
+    index that read it. Every ``cell`` lies in ``[0, n_cells)``.
+    """
+    tab = np.empty((n, k, 2), np.intp)
+    cnt = np.zeros(n, np.intp)
+    for o in range(n):
+        for t in range(k):
+            if adjoint:
+                a = o + p - t * d
+                if a < 0 or a % s:
+                    continue
+                cell = a // s
+            else:
+                cell = o * s - p + t * d
+            if 0 <= cell < n_cells:
+                tab[o, cnt[o], 0] = cell
+                tab[o, cnt[o], 1] = t
+                cnt[o] += 1
+    return tab, cnt
+
+
 @numba.njit(**_JIT)
-def _forward_1(x, w, y, sh, sw, pt, pl, dil_h, dil_w):
-    n_img, h, wd, c = x.shape
-    kh, kw = w.shape[0], w.shape[1]
-    oh_n, ow_n = y.shape[1], y.shape[2]
-    # each (n, oh) owns the output row y[n, oh]
+def _gather_1(src, w, out, rt, rn, ct, cn):
+    """``out[n, r, q]`` = sum over the taps ``rt[r, :rn[r]]`` x ``ct[q, :cn[q]]`` of
+    ``src[n, cell_r, cell_q] * w[tap_r, tap_q, 0]`` (M == 1): the forward pass or the input
+    gradient. Column taps go three to a pass over the channels, so that out is read and written
+    a third as often."""
+    n_img, oh_n, ow_n, c = out.shape
+    # each (n, r) owns the output row out[n, r]
     for t in prange(n_img * oh_n):
         n = t // oh_n
-        oh = t - n * oh_n
-        for ow in range(ow_n):
-            yr = y[n, oh, ow]
+        r = t - n * oh_n
+        for q in range(ow_n):
+            o = out[n, r, q]
             for k in range(c):
-                yr[k] = 0
-            for i in range(kh):
-                ih = oh * sh - pt + i * dil_h
-                if ih < 0 or ih >= h:
-                    continue
-                for j in range(kw):
-                    iw = ow * sw - pl + j * dil_w
-                    if iw < 0 or iw >= wd:
-                        continue
-                    xr = x[n, ih, iw]
-                    wr = w[i, j, 0]
+                o[k] = 0
+            for a in range(rn[r]):
+                srow = src[n, rt[r, a, 0]]
+                wrow = w[rt[r, a, 1]]
+                b = 0
+                while b + 3 <= cn[q]:
+                    s0, s1, s2 = srow[ct[q, b, 0]], srow[ct[q, b + 1, 0]], srow[ct[q, b + 2, 0]]
+                    w0, w1 = wrow[ct[q, b, 1], 0], wrow[ct[q, b + 1, 1], 0]
+                    w2 = wrow[ct[q, b + 2, 1], 0]
                     for k in range(c):
-                        yr[k] += xr[k] * wr[k]
+                        o[k] += s0[k] * w0[k] + s1[k] * w1[k] + s2[k] * w2[k]
+                    b += 3
+                while b < cn[q]:
+                    s0, w0 = srow[ct[q, b, 0]], wrow[ct[q, b, 1], 0]
+                    for k in range(c):
+                        o[k] += s0[k] * w0[k]
+                    b += 1
+
 
 @numba.njit(**_JIT)
 def _by_multiplier(a, m):
@@ -133,39 +173,6 @@ def _forward_m(x, w, y, m, sh, sw, pt, pl, dil_h, dil_w):
             for ci in range(c):
                 for r in range(m):
                     yr[ci * m + r] = acc[r, ci]
-
-
-
-@numba.njit(**_JIT)
-def _backward_input_1(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w):
-    n_img, h, wd, c = gx.shape
-    kh, kw = w.shape[0], w.shape[1]
-    oh_n, ow_n = gy.shape[1], gy.shape[2]
-    # gather: each (n, ih) owns the input row gx[n, ih]
-    for t in prange(n_img * h):
-        n = t // h
-        ih = t - n * h
-        for iw in range(wd):
-            gxr = gx[n, ih, iw]
-            for k in range(c):
-                gxr[k] = 0
-        for i in range(kh):
-            a = ih + pt - i * dil_h
-            if a < 0 or a % sh:
-                continue
-            oh = a // sh
-            if oh >= oh_n:
-                continue
-            for j in range(kw):
-                wr = w[i, j, 0]
-                for ow in range(ow_n):
-                    iw = ow * sw - pl + j * dil_w
-                    if iw < 0 or iw >= wd:
-                        continue
-                    gxr = gx[n, ih, iw]
-                    gyr = gy[n, oh, ow]
-                    for k in range(c):
-                        gxr[k] += gyr[k] * wr[k]
 
 
 

@@ -17,8 +17,9 @@ from fastconv.kernels import _checks
 # break NaN propagation.
 _JIT = dict(parallel=True, cache=True, nogil=True, error_model="numpy")
 
-# channels per task of the backward passes: tasks (n, channel block) own disjoint cells of gx
-_CB = 64
+# backward tasks wanted: whole images per task if the batch gives this many, else bands of
+# output rows (a band re-scans the overlapping windows that straddle its first row)
+_TASKS = 128
 
 
 def max_forward(x, y, kh, kw, sh, sw, pt, pl):
@@ -53,20 +54,6 @@ def avg_backward(gy, gx, kh, kw, sh, sw, pt, pl):
 
 
 # ------------------------------------------------------------------------------------ kernels
-@numba.njit(inline="always")
-def _span(o, k, s, p, size):
-    """The real cells ``[lo, hi)`` of window ``o`` along one axis."""
-    lo = o * s - p
-    return max(lo, 0), min(lo + k, size)
-
-
-@numba.njit(inline="always")
-def _beats(v, best):
-    """True if ``v``, met later in the scan, takes the window from ``best``: a first NaN or a
-    strictly greater value (ties keep the first)."""
-    return (v > best) | ((v != v) & (best == best))
-
-
 @numba.njit(**_JIT)
 def _max_forward(x, y, kh, kw, sh, sw, pt, pl):
     n_img, h, wd, c = x.shape
@@ -74,64 +61,14 @@ def _max_forward(x, y, kh, kw, sh, sw, pt, pl):
     for t in prange(n_img * oh_n):
         n = t // oh_n
         oh = t - n * oh_n
+        b0, b1 = np.empty(c, x.dtype), np.empty(c, x.dtype)
         h0, h1 = _span(oh, kh, sh, pt, h)
         for ow in range(ow_n):
             w0, w1 = _span(ow, kw, sw, pl, wd)
+            best = _window_max(x[n], h0, h1, w0, w1, b0, b1)
             yr = y[n, oh, ow]
-            xr = x[n, h0, w0]
             for k in range(c):
-                yr[k] = xr[k]
-            for ih in range(h0, h1):
-                for iw in range(w0, w1):
-                    if ih == h0 and iw == w0:
-                        continue
-                    xr = x[n, ih, iw]
-                    for k in range(c):
-                        v = xr[k]
-                        best = yr[k]
-                        yr[k] = v if _beats(v, best) else best
-
-
-@numba.njit(**_JIT)
-def _max_backward(x, gy, gx, kh, kw, sh, sw, pt, pl):
-    n_img, h, wd, c = x.shape
-    oh_n, ow_n = gy.shape[1], gy.shape[2]
-    nb = (c + _CB - 1) // _CB
-    # each task (n, block of channels) owns gx[n, :, :, k0:k1]: windows overlap, channels don't
-    for t in prange(n_img * nb):
-        n = t // nb
-        k0 = (t - n * nb) * _CB
-        k1 = min(k0 + _CB, c)
-        best = np.empty(k1 - k0, x.dtype)
-        where = np.empty(k1 - k0, np.int64)  # the winner's cell, ih*W + iw
-        gxn = gx[n].reshape((h * wd, c))
-        for cell in range(h * wd):
-            gxr = gxn[cell, k0:k1]
-            for k in range(k1 - k0):
-                gxr[k] = 0
-        for oh in range(oh_n):
-            h0, h1 = _span(oh, kh, sh, pt, h)
-            for ow in range(ow_n):
-                w0, w1 = _span(ow, kw, sw, pl, wd)
-                xr = x[n, h0, w0, k0:k1]
-                for k in range(k1 - k0):
-                    best[k] = xr[k]
-                    where[k] = h0 * wd + w0
-                for ih in range(h0, h1):
-                    for iw in range(w0, w1):
-                        if ih == h0 and iw == w0:
-                            continue
-                        xr = x[n, ih, iw, k0:k1]
-                        cell = ih * wd + iw
-                        for k in range(k1 - k0):
-                            v = xr[k]
-                            b = best[k]
-                            won = _beats(v, b)
-                            best[k] = v if won else b
-                            where[k] = cell if won else where[k]
-                gyr = gy[n, oh, ow, k0:k1]
-                for k in range(k1 - k0):
-                    gxn[where[k], k0 + k] += gyr[k]
+                yr[k] = best[k]
 
 
 @numba.njit(**_JIT)
@@ -152,44 +89,192 @@ def _avg_forward(x, y, kh, kw, sh, sw, pt, pl):
                     xr = x[n, ih, iw]
                     for k in range(c):
                         yr[k] += xr[k]
-            count = (h1 - h0) * (w1 - w0)
+            count = x.dtype.type((h1 - h0) * (w1 - w0))
             for k in range(c):
                 yr[k] /= count
+
+
+# The backward kernels run one task per (image, band of output rows). A task owns the input rows
+# from its first window's first row to the next band's first window row and gathers the gradient
+# of every window covering them: each cell of gx has one writer. Windows that do not overlap
+# (stride >= window) write each cell once; otherwise the owned rows are zeroed just before their
+# first window (while in cache) and accumulated.
+@numba.njit(**_JIT)
+def _max_backward(x, gy, gx, kh, kw, sh, sw, pt, pl):
+    n_img, h, wd, c = gx.shape
+    oh_n, ow_n = gy.shape[1], gy.shape[2]
+    disjoint = sh >= kh and sw >= kw
+    zero = gx.dtype.type(0)
+    band, bands = _bands(n_img, oh_n)
+    for t in prange(n_img * bands):
+        n, oh1, r0, r1, o0 = _task(t, band, bands, oh_n, kh, sh, pt, h)
+        # per channel: the window's winner and the gradient not yet placed (it goes to the first
+        # cell holding the winner), each in two buffers as in _window_max
+        b0, b1 = np.empty(c, gx.dtype), np.empty(c, gx.dtype)
+        p0, p1 = np.empty(c, gx.dtype), np.empty(c, gx.dtype)
+        z = r0  # the owned rows before z are zeroed or written
+        for o in range(o0, oh1):
+            i0, i1 = _span(o, kh, sh, pt, h)
+            z = _zero_rows(gx[n], z, i0 if disjoint else min(i1, r1), min(i1, r1))
+            for ow in range(ow_n):
+                j0, j1 = _span(ow, kw, sw, pl, wd)
+                best = _window_max(x[n], i0, i1, j0, j1, b0, b1)
+                pending, spare = p0, p1
+                gyr = gy[n, o, ow]
+                for k in range(c):
+                    pending[k] = gyr[k]
+                # rows above r0 only tell whether the winner came before the owned rows;
+                # selects, not branches: which cell wins is unpredictable
+                for i in range(i0, min(i1, r1)):
+                    for j in range(j0, j1):
+                        xr = x[n, i, j]
+                        gxr = gx[n, i, j]
+                        if disjoint:
+                            for k in range(c):
+                                hit = _hit(xr[k], best[k])
+                                f = pending[k]
+                                spare[k] = zero if hit else f
+                                gxr[k] = f if hit else zero
+                        elif i >= r0:
+                            for k in range(c):
+                                hit = _hit(xr[k], best[k])
+                                f = pending[k]
+                                spare[k] = zero if hit else f
+                                gxr[k] += f if hit else zero
+                        else:
+                            for k in range(c):
+                                f = pending[k]
+                                spare[k] = zero if _hit(xr[k], best[k]) else f
+                        pending, spare = spare, pending
+                if disjoint:
+                    _zero_cols(gx[n], i0, i1, j1, _own_end(ow, ow_n, sw, pl, wd))
+        _zero_rows(gx[n], z, r1, r1)
 
 
 @numba.njit(**_JIT)
 def _avg_backward(gy, gx, kh, kw, sh, sw, pt, pl):
     n_img, h, wd, c = gx.shape
     oh_n, ow_n = gy.shape[1], gy.shape[2]
-    # gy / count, once per window rather than once per cell of the window
-    share = np.empty(gy.shape, gy.dtype)
-    for t in prange(n_img * oh_n):
-        n = t // oh_n
-        oh = t - n * oh_n
-        h0, h1 = _span(oh, kh, sh, pt, h)
-        for ow in range(ow_n):
-            w0, w1 = _span(ow, kw, sw, pl, wd)
-            count = (h1 - h0) * (w1 - w0)
-            gyr = gy[n, oh, ow]
-            sr = share[n, oh, ow]
-            for k in range(c):
-                sr[k] = gyr[k] / count
-    # gather: each input row (n, ih) owns gx[n, ih] and sums the windows that hold it
-    for t in prange(n_img * h):
-        n = t // h
-        ih = t - n * h
-        for iw in range(wd):
-            gxr = gx[n, ih, iw]
-            for k in range(c):
-                gxr[k] = 0
-        # the windows oh with oh*sh - pt <= ih < oh*sh - pt + kh
-        oh0 = max(0, (ih + pt - kh) // sh + 1)
-        oh1 = min(oh_n, (ih + pt) // sh + 1)
-        for oh in range(oh0, oh1):
+    disjoint = sh >= kh and sw >= kw
+    band, bands = _bands(n_img, oh_n)
+    for t in prange(n_img * bands):
+        n, oh1, r0, r1, o0 = _task(t, band, bands, oh_n, kh, sh, pt, h)
+        share = np.empty(c, gx.dtype)  # the window's gradient per cell
+        z = r0  # the owned rows before z are zeroed or written
+        for o in range(o0, oh1):
+            i0, i1 = _span(o, kh, sh, pt, h)
+            z = _zero_rows(gx[n], z, i0 if disjoint else min(i1, r1), min(i1, r1))
             for ow in range(ow_n):
-                w0, w1 = _span(ow, kw, sw, pl, wd)
-                sr = share[n, oh, ow]
-                for iw in range(w0, w1):
-                    gxr = gx[n, ih, iw]
-                    for k in range(c):
-                        gxr[k] += sr[k]
+                j0, j1 = _span(ow, kw, sw, pl, wd)
+                cells = gx.dtype.type((i1 - i0) * (j1 - j0))
+                gyr = gy[n, o, ow]
+                for k in range(c):
+                    share[k] = gyr[k] / cells
+                for i in range(max(i0, r0), min(i1, r1)):
+                    for j in range(j0, j1):
+                        gxr = gx[n, i, j]
+                        if disjoint:
+                            for k in range(c):
+                                gxr[k] = share[k]
+                        else:
+                            for k in range(c):
+                                gxr[k] += share[k]
+                if disjoint:
+                    _zero_cols(gx[n], i0, i1, j1, _own_end(ow, ow_n, sw, pl, wd))
+        _zero_rows(gx[n], z, r1, r1)
+
+
+# ------------------------------------------------------------------------------------ helpers
+@numba.njit(inline="always")
+def _span(o, k, s, p, size):
+    """The real cells ``[lo, hi)`` of window ``o`` along one axis."""
+    lo = o * s - p
+    return max(lo, 0), min(lo + k, size)
+
+
+@numba.njit(inline="always")
+def _own_end(o, n_out, s, p, size):
+    """One past the last input cell owned by window ``o`` along one axis: the next window's
+    first cell, or the end of the input for the last window (window ``o`` owns from
+    ``min(max(o*s - p, 0), size)``)."""
+    return size if o + 1 == n_out else min(max((o + 1) * s - p, 0), size)
+
+
+@numba.njit(inline="always")
+def _bands(n_img, oh_n):
+    """Output rows per backward task and bands per image: about ``_TASKS`` tasks, at most one
+    image each."""
+    band = max(1, min(oh_n, -(-n_img * oh_n // _TASKS)))
+    return band, (oh_n + band - 1) // band
+
+
+@numba.njit(inline="always")
+def _task(t, band, bands, oh_n, kh, sh, pt, h):
+    """Backward task ``t``: its image ``n``, the end ``oh1`` of its output rows, the input rows
+    ``[r0, r1)`` it owns and ``o0``, the first window row that reaches row ``r0``."""
+    n = t // bands
+    oh0 = (t - n * bands) * band
+    oh1 = min(oh0 + band, oh_n)
+    r0 = min(max(oh0 * sh - pt, 0), h)
+    r1 = _own_end(oh1 - 1, oh_n, sh, pt, h)
+    o0 = oh0
+    while o0 > 0 and (o0 - 1) * sh - pt + kh > r0:
+        o0 -= 1
+    return n, oh1, r0, r1, o0
+
+
+@numba.njit(inline="always")
+def _beats(v, best):
+    """True if ``v``, met later in the scan, takes the window from ``best``: a first NaN or a
+    strictly greater value (ties keep the first)."""
+    return (v > best) | ((v != v) & (best == best))
+
+
+@numba.njit(inline="always")
+def _hit(v, winner):
+    """True if the cell ``v`` holds the window's winning value: a NaN wins if any cell holds
+    one, so a NaN cell holds the winner exactly when it is NaN."""
+    return (v == winner) | (v != v)
+
+
+@numba.njit(inline="always")
+def _window_max(img, i0, i1, j0, j1, a, b):
+    """The winner per channel of ``img[i0:i1, j0:j1]`` (one HWC image) in ``a`` or ``b``,
+    whichever is returned; both are overwritten.
+
+    Each cell's loop reads one buffer and writes the other: LLVM turns ``a[k] = v if cond else
+    a[k]`` into masked stores, which are slow on AMD CPUs (half the speed measured).
+    """
+    c = img.shape[2]
+    for k in range(c):
+        a[k] = -np.inf
+    for i in range(i0, i1):
+        for j in range(j0, j1):
+            xr = img[i, j]
+            for k in range(c):
+                v = xr[k]
+                best = a[k]
+                b[k] = v if _beats(v, best) else best
+            a, b = b, a
+    return a
+
+
+@numba.njit(inline="always")
+def _zero_rows(img, z, i, end):
+    """Zero the rows ``[z, i)`` of one image (none if ``i <= z``); return ``max(z, end)``."""
+    for r in range(z, i):
+        for j in range(img.shape[1]):
+            row = img[r, j]
+            for k in range(img.shape[2]):
+                row[k] = 0
+    return max(z, end)
+
+
+@numba.njit(inline="always")
+def _zero_cols(img, i0, i1, j0, j1):
+    """Zero the cells ``[i0, i1) x [j0, j1)`` of one image."""
+    for i in range(i0, i1):
+        for j in range(j0, j1):
+            cell = img[i, j]
+            for k in range(img.shape[2]):
+                cell[k] = 0
