@@ -20,6 +20,7 @@ from libc.string cimport memset
 
 from fastconv.kernels.cython.threads import get_max_threads
 from fastconv.kernels import _checks
+from fastconv.kernels._taps import taps as _taps
 
 cdef extern from *:
     """
@@ -101,39 +102,6 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w):
                          _taps(gy.shape[2], gw.shape[1], sw, pl, dil_w, x.shape[2], False),
                          m, sw, pl, dil_w)
     np.sum(parts, axis=0, out=gw)
-
-
-def _taps(n, k, s, p, d, n_cells, adjoint):
-    """The filter taps reaching a real cell, per index ``o < n`` along one axis.
-
-    Returns ``(tab, cnt)``: ``tab[o, t] = (cell, tap)`` for ``t < cnt[o]``, in increasing
-    ``tap``; the cells and taps of one ``o`` are evenly spaced (``_gather`` relies on it). Forward
-    (``adjoint`` False): ``o`` is an output index, ``cell = o*s - p + tap*d`` the input index it
-    reads. Adjoint: ``o`` is an input index, ``cell = (o + p - tap*d) / s`` (where exact) the
-    output index that read it. Every ``cell`` lies in ``[0, n_cells)``.
-    """
-    tab = np.empty((n, k, 2), np.intp)
-    cnt = np.zeros(n, np.intp)
-    _fill_taps(tab, cnt, s, p, d, n_cells, adjoint)
-    return tab, cnt
-
-
-cdef void _fill_taps(Py_ssize_t[:, :, ::1] tab, Py_ssize_t[::1] cnt, Py_ssize_t s, Py_ssize_t p,
-                     Py_ssize_t d, Py_ssize_t n_cells, bint adjoint) noexcept nogil:
-    cdef Py_ssize_t o, t, a, cell
-    for o in range(tab.shape[0]):
-        for t in range(tab.shape[1]):
-            if adjoint:
-                a = o + p - t * d
-                if a < 0 or a % s:
-                    continue
-                cell = a // s
-            else:
-                cell = o * s - p + t * d
-            if 0 <= cell < n_cells:
-                tab[o, cnt[o], 0] = cell
-                tab[o, cnt[o], 1] = t
-                cnt[o] += 1
 
 
 # ------------------------------------------------------------------------------------ kernels

@@ -13,6 +13,7 @@ import numpy as np
 from numba import prange
 
 from fastconv.kernels import _checks
+from fastconv.kernels._taps import taps as _taps
 
 # error_model="numpy": no ZeroDivisionError checks inside the loops (every divisor is checked
 # positive by the wrapper). No fastmath: it measured no clear gain, and its nnan/ninf flags would
@@ -64,33 +65,6 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w):
 
 # ------------------------------------------------------------------------------------ kernels
 # Innermost loops index 1-D row views from 0, which LLVM vectorises (see conv_direct.py).
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _taps(n, k, s, p, d, n_cells, adjoint):
-    """The filter taps reaching a real cell, per index ``o < n`` along one axis: ``(tab, cnt)``,
-    ``tab[o, t] = (cell, tap)`` for ``t < cnt[o]``, in increasing ``tap`` (evenly spaced).
-
-    Forward: ``o`` is an output index, ``cell = o*s - p + tap*d`` the input index it reads.
-    Adjoint: ``o`` is an input index, ``cell = (o + p - tap*d) / s`` (where exact) the output
-    index that read it. Every ``cell`` lies in ``[0, n_cells)``.
-    """
-    tab = np.empty((n, k, 2), np.intp)
-    cnt = np.zeros(n, np.intp)
-    for o in range(n):
-        for t in range(k):
-            if adjoint:
-                a = o + p - t * d
-                if a < 0 or a % s:
-                    continue
-                cell = a // s
-            else:
-                cell = o * s - p + t * d
-            if 0 <= cell < n_cells:
-                tab[o, cnt[o], 0] = cell
-                tab[o, cnt[o], 1] = t
-                cnt[o] += 1
-    return tab, cnt
-
 
 @numba.njit(**_JIT)
 def _gather_1(src, w, out, rt, rn, ct, cn):
