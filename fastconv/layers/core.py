@@ -94,7 +94,7 @@ class Dropout(Layer):
             keep = (self._rng.random(shape, dtype=np.float32) >= self.rate).astype(x.dtype)
         else:  # on the GPU: a device-side mask from one seed drawn here (runs stay reproducible)
             keep = backends.get("cupy").k.dropout_keep(shape, x.dtype, self.rate,
-                                                              self._rng.integers(2**63))
+                                                       self._rng.integers(2**63))
         mask = keep * x.dtype.type(1 / (1 - self.rate))
         return x * mask, mask
 
