@@ -94,7 +94,8 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w):
     _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4)}, {"gw": (gw, 4)})
     m, (sh, sw, pt, pl, dil_h, dil_w) = _checks.depthwise(op, x, gw, gy, "x", "gy",
                                                           sh, sw, pt, pl, dil_h, dil_w)
-    # one private accumulator per thread, summed at the end
+    # a static split of the output rows, one private accumulator per thread, summed at the end:
+    # the same sums in the same order on every call (a dynamic schedule made runs differ)
     parts = np.zeros((max(1, get_max_threads()),) + gw.shape, gw.dtype)
     if gy.size:
         _backward_weight(gy, x, parts,
@@ -199,7 +200,7 @@ def _backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::
             if reach[j, 1] == 0:
                 reach[j, 1] = ow + 1
     with nogil:
-        for t in prange(gy.shape[0] * OH, schedule="dynamic", num_threads=parts.shape[0]):
+        for t in prange(gy.shape[0] * OH, schedule="static", num_threads=parts.shape[0]):
             n = t // OH
             oh = t - n * OH
             if M > 1:
