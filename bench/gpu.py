@@ -17,7 +17,6 @@ markdown: ratio = peer median time / fastconv median time (> 1: fastconv faster)
 """
 import argparse
 import dataclasses
-import importlib.util
 import json
 import os
 import platform
@@ -54,18 +53,6 @@ NOTES = dict(
          "x + y (backward x + gy + gx); copy: GB/s of bytes read + written")
 
 
-def _kernels_shim():
-    """Without an install (PYTHONPATH only), map fastconv.kernels to kernels/ as setup.py does."""
-    try:
-        importlib.import_module("fastconv.kernels")
-    except ImportError:
-        spec = importlib.util.spec_from_file_location(
-            "fastconv.kernels", ROOT / "kernels" / "__init__.py",
-            submodule_search_locations=[str(ROOT / "kernels")])
-        sys.modules["fastconv.kernels"] = mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-
-
 class Env:
     """The device: array library, conversions to and from torch, timers."""
 
@@ -78,7 +65,6 @@ class Env:
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cuda.matmul.allow_tf32 = False
         if self.cuda:
-            _kernels_shim()
             import cupy
             self.xp, self.dev, self.name = cupy, torch.device("cuda"), torch.cuda.get_device_name()
         else:

@@ -332,10 +332,10 @@ def bias_act(y, b, relu):
 def dropout_keep(shape, dtype, rate, seed):
     """A new array of ``shape`` holding 1 with probability ``1 - rate`` and 0 otherwise, a
     function of ``seed`` alone (a stateless hash per element)."""
-    mask = cupy.empty(shape, dtype)
-    s = _suffix(mask=mask)
     if not 0 <= rate < 1:
         raise ValueError(f"rate must lie in [0, 1), got {rate}")
+    mask = cupy.empty(shape, dtype)
+    s = _suffix(mask=mask)
     _launch_elements("dropout", f"keep_{s}", mask.size, mask, mask.size,
                      operator.index(seed) % 2**63, round(rate * 2**32))
     return mask

@@ -91,7 +91,7 @@ class Dropout(Layer):
         shape = x.shape if self.noise_shape is None else tuple(
             x.shape[i] if s is None else s for i, s in enumerate(self.noise_shape))
         if isinstance(x, np.ndarray):
-            keep = (self._rng.random(shape, dtype=np.float32) >= self.rate).astype(x.dtype)
+            keep = self._rng.random(shape, dtype=np.float32) >= self.rate
         else:  # on the GPU: a device-side mask from one seed drawn here (runs stay reproducible)
             keep = backends.get("cupy").k.dropout_keep(shape, x.dtype, self.rate,
                                                        self._rng.integers(2**63))
