@@ -3,6 +3,8 @@ import os
 
 import pytest
 
+from fastconv.tune import workspace_bytes
+
 THREADS = int(os.environ.get("FASTCONV_BENCH_THREADS", os.cpu_count()))
 
 
@@ -19,9 +21,13 @@ def pytest_configure(config):
 @pytest.fixture
 def record(benchmark):
     """Run ``fn`` under pytest-benchmark (``rounds`` timed calls after one warm-up) and store
-    GFLOP/s (or GB/s) from the median time."""
+    GFLOP/s (or GB/s) from the median time, and for fastconv the workspace: the peak of NumPy's
+    allocations during one call (NumPy reports them to tracemalloc, from every thread) less the
+    arrays the call returns."""
     def run(fn, flops=None, bytes_moved=None, rounds=7, **info):
         benchmark.extra_info.update(info, threads=THREADS)
+        if info.get("impl") != "torch":
+            benchmark.extra_info["workspace_bytes"] = workspace_bytes(fn)
         benchmark.pedantic(fn, warmup_rounds=1, rounds=rounds, iterations=1)
         median = benchmark.stats.stats.median
         if flops:
@@ -29,3 +35,4 @@ def record(benchmark):
         if bytes_moved:
             benchmark.extra_info["gbytes_per_s"] = bytes_moved / median / 1e9
     return run
+

@@ -19,11 +19,13 @@ def main(path):
     print(f"# Speed vs PyTorch {data['machine_info'].get('cpu', {}).get('brand_raw', '')}\n")
     print(f"threads: {data['benchmarks'][0]['extra_info'].get('threads')}; ratio = PyTorch "
           "median time / fastconv median time (> 1 is faster); best = best fastconv algorithm; "
-          "rate = GFLOP/s (pooling: GB/s).\n")
+          "rate = GFLOP/s (pooling: GB/s), effective: direct-convolution FLOPs / time; workspace = "
+          "peak extra memory of the best algorithm's call beyond its outputs.\n")
     images = any("images_per_s" in b["extra_info"] for b in data["benchmarks"])
     extra = ["PyTorch img/s", "best img/s"] if images else []
-    print("| case | PyTorch rate | best | best ratio | " + " | ".join(impls + extra) + " |")
-    print("|---" * (4 + len(impls) + len(extra)) + "|")
+    print("| case | PyTorch rate | best | best ratio | best rate | workspace MiB | "
+          + " | ".join(impls + extra) + " |")
+    print("|---" * (6 + len(impls) + len(extra)) + "|")
     for name, g in groups.items():
         if "torch" not in g:
             continue
@@ -32,10 +34,15 @@ def main(path):
         best = max(ratios, key=ratios.get)
         info = g["torch"]["extra_info"]
         rate = info.get("gflops", info.get("gbytes_per_s", 0))
+        mine = g[best]["extra_info"]
+        best_rate = mine.get("gflops", mine.get("gbytes_per_s", 0))
+        space = mine.get("workspace_bytes")
+        space = "" if space is None else f"{space / 2**20:.2f}"
         cells = [f"{ratios[i]:.2f}" if i in ratios else "" for i in impls]
         if images:
             cells += [f"{g[k]['extra_info']['images_per_s']:.1f}" for k in ("torch", best)]
-        print(f"| {name} | {rate:.1f} | {best} | **{ratios[best]:.2f}** | " + " | ".join(cells)
+        print(f"| {name} | {rate:.1f} | {best} | **{ratios[best]:.2f}** | {best_rate:.1f} | "
+              f"{space} | " + " | ".join(cells)
               + " |")
 
 

@@ -5,6 +5,8 @@ import pytest
 
 import fastconv
 from fastconv import backends
+from fastconv._shapes import make_geometry
+from fastconv.functional import applicable_algorithms
 from shapes import CONV_LAYERS, POOL_LAYERS
 
 torch = pytest.importorskip("torch", reason="the benchmark's peer is PyTorch: pip install .[bench]")
@@ -13,12 +15,15 @@ CPU_BACKENDS = [name for name in ("cython", "numba") if name in backends.availab
 
 
 def _algorithms(layer):
-    algos = ["direct", "im2col"]
-    if layer.k == 1:
-        algos.append("1x1")
+    """Every algorithm that applies, except those at 0.03-0.76x PyTorch in every earlier run and
+    slow enough to double the run: 'direct' on dense layers (more than 4 channels per group),
+    anything but 'depthwise' on depthwise layers."""
+    g = make_geometry((layer.batch, layer.h, layer.w, layer.c), (layer.k, layer.k), layer.o,
+                      layer.groups, 1, layer.padding, 1, "kernel")
     if layer.groups == layer.c > 1:
-        algos.append("depthwise")
-    return algos
+        return ["depthwise"]
+    dense = layer.c // layer.groups > 4
+    return [a for a in applicable_algorithms(g) if not (a == "direct" and dense)]
 
 
 def _impls(layer):
@@ -97,7 +102,8 @@ def test_max_pool(record, benchmark, layer, direction, impl):
         return
     if direction == "forward":
         record(lambda: fastconv.max_pool2d(x, layer.k, backend=impl), bytes_moved=moved, impl=impl)
-    else:
-        gy = np.ones_like(fastconv.max_pool2d(x, layer.k, backend=impl))
-        record(lambda: fastconv.max_pool2d_backward(gy, x, layer.k, backend=impl),
+    else:   # from the window offsets the forward saved, as PyTorch's backward does
+        y, idx = fastconv.max_pool2d(x, layer.k, backend=impl, return_indices=True)
+        gy = np.ones_like(y)
+        record(lambda: fastconv.max_pool2d_backward(gy, x, layer.k, backend=impl, indices=idx),
                bytes_moved=moved, impl=impl)

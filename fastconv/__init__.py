@@ -16,14 +16,15 @@ from fastconv._config import (get_backend, get_num_threads, set_backend, set_num
 from fastconv.backends import BackendUnavailableError, available as available_backends
 from fastconv.functional import (ALGORITHMS, Conv2DGrads, avg_pool2d, avg_pool2d_backward,
                                  choose_algorithm, conv2d, conv2d_backward, conv_output_shape,
-                                 conv_output_size, global_avg_pool2d, global_avg_pool2d_backward,
-                                 max_pool2d, max_pool2d_backward)
+                                 conv_output_size, dropout, global_avg_pool2d,
+                                 global_avg_pool2d_backward, max_pool2d, max_pool2d_backward,
+                                 relu_backward)
 
 __version__ = "0.1.0"
 
 _SUBMODULES = ("activations", "applications", "backend", "callbacks", "datasets",
                "initializers", "layers", "losses", "metrics", "models", "optimizers",
-               "preprocessing", "reports", "utils")
+               "preprocessing", "reports", "tune", "utils")
 _MODEL_NAMES = ("Sequential", "Model", "Input")
 
 

@@ -7,6 +7,7 @@ and 'cython'. CuPy arrays always run on the 'cupy' backend.
 import contextlib
 import contextvars
 import os
+from pathlib import Path
 
 from fastconv import backends
 
@@ -57,3 +58,13 @@ def get_num_threads():
         from fastconv.kernels.cython import threads
         return threads.get_max_threads()
     return _threads[0]
+
+
+def cache_dir():
+    """``$FASTCONV_CACHE``, else ``$XDG_CACHE_HOME/fastconv``, else ``~/.cache/fastconv``: where
+    downloads and the autotuner's results are kept."""
+    if os.environ.get("FASTCONV_CACHE"):
+        return Path(os.environ["FASTCONV_CACHE"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "fastconv"
+    return Path.home() / ".cache" / "fastconv"

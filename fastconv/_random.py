@@ -19,3 +19,15 @@ def generator(seed=None):
     if seed is not None:
         return np.random.default_rng(seed)
     return np.random.default_rng(_root[0].spawn(1)[0])
+
+
+def dropout_keep(shape, rate, seed):
+    """The dropout keep-mask of ``seed`` (bool, ``shape``): element ``i`` (flat index) is kept
+    when SplitMix64's finaliser of ``seed + golden * (i + 1)`` has its top 32 bits at or above
+    ``rate * 2**32``. Written in NumPy for obviousness; the kernels compute it in their pass."""
+    u = np.uint64
+    z = u(seed % 2**63) + u(0x9E3779B97F4A7C15) * np.arange(1, np.prod(shape) + 1, dtype=u)
+    z = (z ^ (z >> u(30))) * u(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> u(27))) * u(0x94D049BB133111EB)
+    z ^= z >> u(31)
+    return ((z >> u(32)).astype(np.int64) >= round(rate * 2**32)).reshape(shape)

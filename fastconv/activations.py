@@ -4,6 +4,8 @@
 """
 import numpy as np
 
+from fastconv import functional
+
 
 class Activation:
     """``forward(z) -> y`` and ``backward(dy, y) -> dz``."""
@@ -41,7 +43,7 @@ def _softmax_backward(dy, y):
 
 _TABLE = {
     "linear": (lambda z: z, lambda dy, y: dy),
-    "relu": (_relu, lambda dy, y: dy * (y > 0)),
+    "relu": (_relu, lambda dy, y: functional.relu_backward(dy, y)),
     "tanh": (lambda z: np.tanh(z, out=z), lambda dy, y: dy * (1 - y * y)),
     "sigmoid": (_sigmoid, lambda dy, y: dy * y * (1 - y)),
     "softmax": (_softmax, _softmax_backward),

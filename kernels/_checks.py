@@ -181,3 +181,44 @@ def pool(op, x_shape, y_shape, x_name, y_name, kh, kw, sh, sw, pt, pl):
     output_size(op, "columns", y_shape[2], wd, kw, sw, pl, 1, pool=True)
     return kh, kw, sh, sw, pt, pl
 
+
+def window_offsets(op, idx, expected, cells, others, output):
+    """``idx`` is a C-contiguous uint8 NumPy array of shape ``expected`` (pooling windows of at
+    most 256 ``cells``, so each offset fits), overlapping none of ``others`` (name -> array),
+    writable if an ``output``. Its values are never used as addresses: kernels only compare
+    them with the offsets of real cells, so any byte is safe."""
+    if not isinstance(idx, np.ndarray):
+        raise ValueError(f"{op}: idx must be a NumPy array, got {type(idx).__name__}")
+    if idx.dtype != np.uint8:
+        raise ValueError(f"{op}: idx must be uint8, got {idx.dtype}")
+    shape(op, "idx", idx, expected)
+    if not idx.flags.c_contiguous:
+        raise ValueError(f"{op}: idx must be C-contiguous")
+    if cells > 256:
+        raise ValueError(f"{op}: a window of {cells} cells has offsets beyond uint8 (at most 256)")
+    if output and not idx.flags.writeable:
+        raise ValueError(f"{op}: the output idx is read-only")
+    for name, a in others.items():
+        if np.may_share_memory(idx, a):
+            raise ValueError(f"{op}: idx overlaps {name}")
+
+
+def winograd_grid(op, act, m):
+    """The ``ceil(OH/m) x ceil(OW/m)`` grid of ``m x m`` tiles over ``act`` ``(N, OH, OW, K)``."""
+    if m not in (2, 4):
+        raise ValueError(f"{op}: m must be 2 or 4, got {m!r}")
+    return -(-act.shape[1] // m), -(-act.shape[2] // m)
+
+
+def winograd_tiles(op, act, v, t0, m, th, tw, pt, pl):
+    """``v`` ``((m+2)^2, T, channels of act)`` holds tiles ``[t0, t0 + T)`` of a ``th x tw`` grid
+    per image of ``act``, m in (2, 4). Returns the integers ``t0, m, th, tw, pt, pl``."""
+    (t0,) = integers(op, 0, t0=t0)
+    m, th, tw = integers(op, 1, m=m, th=th, tw=tw)
+    pt, pl = integers(op, -_INT_MAX, pt=pt, pl=pl)
+    winograd_grid(op, act, m)
+    shape(op, "the transform points", v, ((m + 2) ** 2, v.shape[1], act.shape[3]))
+    if t0 + v.shape[1] > act.shape[0] * th * tw:
+        raise ValueError(f"{op}: tiles [{t0}, {t0 + v.shape[1]}) run past the {act.shape[0]}"
+                         f"*{th}*{tw} tiles of the batch")
+    return t0, m, th, tw, pt, pl

@@ -44,25 +44,31 @@ def _fits(case):
 
 @st.composite
 def conv_cases(draw, algorithm="auto"):
-    """A valid convolution geometry; '1x1' and 'depthwise' draw cases those algorithms accept."""
+    """A valid convolution geometry; '1x1', 'depthwise' and 'winograd' draw cases those
+    algorithms accept."""
     c = draw(st.integers(1, 17))
+    winograd = algorithm == "winograd"
     if algorithm == "depthwise":
         groups, o = c, c * draw(st.integers(1, 3))
     else:
-        groups = draw(st.sampled_from([d for d in range(1, c + 1) if c % d == 0]))
+        groups = 1 if winograd else draw(st.sampled_from([d for d in range(1, c + 1)
+                                                          if c % d == 0]))
         o = groups * draw(st.integers(1, max(1, 17 // groups)))
     if algorithm == "1x1":
         kh = kw = 1
         padding = draw(st.sampled_from(["valid", 0, ((0, 0), (0, 0))]))
+    elif winograd:
+        kh = kw = 3
+        padding = draw(paddings())
     else:
         kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
         padding = draw(paddings())
     case = ConvCase(
         n=draw(st.integers(1, 4)), h=draw(st.integers(1, 20)), w=draw(st.integers(1, 20)),
         c=c, o=o, kh=kh, kw=kw,
-        strides=draw(st.tuples(st.integers(1, 3), st.integers(1, 3))),
+        strides=(1, 1) if winograd else draw(st.tuples(st.integers(1, 3), st.integers(1, 3))),
         padding=padding,
-        dilation=draw(st.tuples(st.integers(1, 2), st.integers(1, 2))),
+        dilation=(1, 1) if winograd else draw(st.tuples(st.integers(1, 2), st.integers(1, 2))),
         groups=groups)
     assume(_fits(case))
     return case

@@ -66,3 +66,24 @@ def test_set_num_threads_is_validated_and_kept():
         fastconv.set_num_threads(before)
     with pytest.raises(ValueError, match="positive int"):
         fastconv.set_num_threads(0)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_one_thread_setting_reaches_openmp_numba_and_blas(n):
+    """No oversubscription: BLAS, the OpenMP runtime of the Cython kernels and Numba all take
+    the count set (threadpoolctl reports every loaded OpenMP and BLAS runtime)."""
+    from threadpoolctl import threadpool_info
+    from fastconv.kernels.cython import threads
+    before = fastconv.get_num_threads()
+    fastconv.set_num_threads(n)
+    try:
+        fastconv.conv2d(X, W)           # loads BLAS and the kernels' OpenMP runtime
+        pools = threadpool_info()
+        assert {p["user_api"] for p in pools} >= {"blas"}
+        assert {p["num_threads"] for p in pools} == {n}, pools
+        assert threads.get_max_threads() == n
+        if "numba" in fastconv.available_backends():
+            import numba
+            assert numba.get_num_threads() == min(n, numba.config.NUMBA_NUM_THREADS)
+    finally:
+        fastconv.set_num_threads(before)

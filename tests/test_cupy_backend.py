@@ -292,7 +292,7 @@ def test_bias_act(K, bias, relu, dtype):
     expected = y0.astype(float) + (b if bias else 0)
     expected = np.maximum(expected, 0) if relu else expected
     y = _dev(y0)
-    K.bias_act(y, _dev(b) if bias else None, relu)
+    K.epilogue.bias_act(y, _dev(b) if bias else None, relu)
     _check(y, expected, dtype)
 
 
@@ -323,7 +323,10 @@ BAD_CALLS = {  # x[1, 5, 5, 4] (float32), w[3, 3, 4, 8], y[1, 3, 3, 8]; stride 1
                                                               2, 2, 2, 2, 2, 0),
     "pool-channels": lambda K, x, w, y: K.pool.avg_backward(cupy.zeros((1, 2, 2, 3), F32), x,
                                                             2, 2, 2, 2, 0, 0),
-    "bias": lambda K, x, w, y: K.bias_act(y, cupy.zeros((7,), F32), True),
+    "bias": lambda K, x, w, y: K.epilogue.bias_act(y, cupy.zeros((7,), F32), True),
+    "dropout-shape": lambda K, x, w, y: K.epilogue.dropout(x, y, 1, 0, 1.0),
+    "dropout-threshold": lambda K, x, w, y: K.epilogue.dropout(y, cupy.zeros_like(y), 1,
+                                                               2**32 + 1, 1.0),
 }
 
 

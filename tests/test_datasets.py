@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from fastconv import backend
+from fastconv._config import cache_dir
 from fastconv.datasets import CorruptDatasetError, DatasetNotFoundError, _files, cifar10, mnist
 
 SHARED = os.environ.get("FASTCONV_DATA")  # read before the fixtures below unset it
@@ -280,7 +281,7 @@ def test_cache_dir(monkeypatch, tmp_path, env, expected):
     monkeypatch.setenv("HOME", str(tmp_path / "H"))
     for name, value in env.items():
         monkeypatch.setenv(name, str(tmp_path / value) if value else "")
-    assert _files.cache_dir() == tmp_path / expected
+    assert cache_dir() == tmp_path / expected
 
 
 def _tar(members):

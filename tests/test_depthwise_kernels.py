@@ -5,6 +5,8 @@ import pytest
 
 import fastconv
 from fastconv import backends
+from fastconv._shapes import make_geometry
+from fastconv.kernels._taps import runs, taps
 from helpers import assert_close, random_array, reference
 from conftest import CPU_BACKEND_PARAMS
 
@@ -59,3 +61,54 @@ def test_depthwise_kernels_overwrite_outputs_with_no_real_cell(backend):
     expected = np.zeros_like(gx)
     expected[0, 2, 2] = 1                               # read by gy[0, 1, 1] only
     np.testing.assert_array_equal(gx, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("backend", [p for p in CPU_BACKEND_PARAMS if p.values[0] != "reference"])
+def test_depthwise_forward_adds_the_bias(backend, case, dtype):
+    """``forward(..., b)`` is the convolution plus b, whatever y held before."""
+    c, m, kh, kw, strides, padding, dilation = case
+    rng = np.random.default_rng(c + m)
+    x = random_array(rng, (2, 7, 10, c), dtype)
+    w = random_array(rng, (kh, kw, 1, c * m), dtype)
+    b = random_array(rng, (c * m,), dtype)
+    args = dict(strides=strides, padding=padding, dilation=dilation, groups=c)
+    y_ref = reference("conv2d", x, w, **args) + b
+    g = make_geometry(x.shape, (kh, kw), c * m, c, strides, padding, dilation)
+    y = np.full(g.output_shape, np.nan, dtype)
+    backends.get(backend).k.depthwise.forward(x, w, y, *g.stride_args(), b)
+    assert_close(y, y_ref, dtype, kh * kw)
+
+
+@pytest.mark.parametrize("backend", [p for p in CPU_BACKEND_PARAMS if p.values[0] != "reference"])
+def test_depthwise_forward_rejects_a_bad_bias(backend):
+    k = backends.get(backend).k.depthwise
+    x = np.ones((1, 4, 4, 8), np.float32)
+    w = np.ones((3, 3, 1, 8), np.float32)
+    y = np.empty((1, 4, 4, 8), np.float32)
+    for b in (np.ones(7, np.float32), np.ones(8, np.float64), np.ones((1, 8), np.float32),
+              np.ones(16, np.float32)[::2], [1.0] * 8):
+        with pytest.raises(ValueError):
+            k.forward(x, w, y, 1, 1, 1, 1, 1, 1, b)
+    with pytest.raises(ValueError):  # the output may not overlap the bias
+        k.forward(x, w, y, 1, 1, 1, 1, 1, 1, y.reshape(-1)[:8])
+
+
+@pytest.mark.parametrize("geometry", [(9, 3, 1, 1, 1, 9), (10, 3, 2, 0, 1, 20),
+                                      (20, 3, 2, 1, 1, 10), (7, 5, 3, 2, 2, 4),
+                                      (12, 4, 2, 3, 3, 6), (5, 1, 1, 0, 1, 5)])
+@pytest.mark.parametrize("adjoint", [False, True])
+def test_tap_runs_list_exactly_the_tap_table(geometry, adjoint):
+    """Every index is in one run, and a run's cells and taps are the table's."""
+    n, k, s, p, d, n_cells = geometry
+    if adjoint:  # the adjoint's n is an input size, its cells output indices
+        n, n_cells = n_cells, n
+    tab, cnt = taps(n, k, s, p, d, n_cells, adjoint)
+    seen = {}
+    for q0, qs, nq, cell0, cs, tap0, js, ts, nt in runs(n, k, s, p, d, n_cells, adjoint):
+        for i in range(nq):
+            seen[q0 + i * qs] = [(cell0 + i * cs + t * ts, tap0 + t * js) for t in range(nt)]
+    assert sorted(seen) == list(range(n))
+    for o in range(n):
+        assert seen[o] == [tuple(e) for e in tab[o, :cnt[o]]]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import backends, layers as L
+from fastconv import backends, functional as F, layers as L
 from fastconv._arrays import to_numpy
 from fastconv.models import Sequential, load_model
 from layer_checks import GRADIENT_CASES, IMAGE
@@ -85,15 +85,24 @@ def test_device_dropout_keeps_its_rate_and_seed():
     for _ in range(2):
         layer = L.Dropout(0.3, seed=11)
         layer._ensure_built(x.shape[1:])
-        masks.append(layer.forward(x, training=True)[1])
+        masks.append(layer.forward(x, training=True)[0])
     np.testing.assert_array_equal(to_numpy(masks[0]), to_numpy(masks[1]))
     kept = to_numpy(masks[0] != 0)
     assert abs(kept.mean() - 0.7) < 0.005
     np.testing.assert_allclose(to_numpy(masks[0])[kept], 1 / 0.7, rtol=1e-6)
     assert abs(kept[:, :16].mean() - kept[:, 16:].mean()) < 0.01   # no pattern by position
-    second = layer.forward(x, training=True)[1]                      # a new mask every step
+    second = layer.forward(x, training=True)[0]                      # a new mask every step
     assert float((second != masks[0]).mean()) > 0.3
     assert layer.forward(x, training=False)[0] is x
+
+
+@pytest.mark.parametrize("noise_shape", [None, (5, 1, 1, 3)])
+def test_dropout_and_relu_gradient_equal_the_cpu_bit_for_bit(noise_shape):
+    x = np.random.default_rng(6).standard_normal((5, 4, 6, 3)).astype(np.float32)
+    got = F.dropout(cupy.asarray(x), 0.4, 99, noise_shape)
+    np.testing.assert_array_equal(to_numpy(got), F.dropout(x, 0.4, 99, noise_shape))
+    np.testing.assert_array_equal(to_numpy(F.relu_backward(cupy.asarray(x), cupy.asarray(-x))),
+                                  F.relu_backward(x, -x))
 
 
 def _net():

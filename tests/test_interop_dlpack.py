@@ -76,8 +76,8 @@ def test_kernels_read_and_return_torch_memory_without_copies(torch, monkeypatch)
     seen = {}
     real = backend.conv2d
 
-    def spy(x, w, g, algorithm):
-        y = real(x, w, g, algorithm)
+    def spy(x, w, g, algorithm, *epilogue):
+        y = real(x, w, g, algorithm, *epilogue)
         seen.update(x=x.ctypes.data, w=w.ctypes.data, y=y.ctypes.data)
         return y
     monkeypatch.setattr(backend, "conv2d", spy)

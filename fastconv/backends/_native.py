@@ -34,22 +34,30 @@ class NativeBackend:
         self.set_num_threads = set_num_threads
 
     # ---------------------------------------------------------------- convolution
-    def conv2d(self, x, w, g, algorithm):
+    def conv2d(self, x, w, g, algorithm, b=None, relu=False):
+        """The convolution, then its epilogue: ``+ b`` (None: no bias) and ReLU when ``relu``."""
         xp = self.xp
         y = xp.empty(g.output_shape, x.dtype)
         if algorithm == "direct":
             self.k.conv_direct.forward(x, w, y, *g.stride_args(), g.groups)
         elif algorithm == "depthwise":
-            self.k.depthwise.forward(x, w, y, *g.stride_args())
+            self.k.depthwise.forward(x, w, y, *g.stride_args(), b=b)    # the bias in its pass
+            b = None
         elif algorithm == "1x1":
             xp.matmul(self._rows(self._subsample(x, g), g), self._grouped(w, g),
                       out=self._rows(y, g))
+        elif algorithm == "winograd":
+            self._winograd_kernels()
+            with self._winograd_blas(g.n):
+                self._winograd(x, w, y, g.pt, g.pl)
         else:
             wg, y_rows = self._grouped(w, g), self._rows(y, g)
 
             def tile(r0, cols, _):
                 xp.matmul(cols, wg, out=y_rows[:, r0 * g.ow:r0 * g.ow + cols.shape[1]])
             self._for_tiles(x, g, tile)
+        if b is not None or relu:
+            self.bias_act(y, b, relu)
         return y
 
     def conv2d_backward(self, gy, x, w, g, algorithm, need_input_grad=True):
@@ -67,6 +75,8 @@ class NativeBackend:
             self.k.depthwise.backward_weight(gy, x, gw, *g.stride_args())
         elif algorithm == "1x1":
             self._backward_1x1(gy, x, w, g, gx, gw)
+        elif algorithm == "winograd":
+            self._backward_winograd(gy, x, w, g, gx, gw)
         else:
             self._backward_im2col(gy, x, w, g, gx, gw)
         return gx, gw
@@ -96,6 +106,111 @@ class NativeBackend:
                 xp.matmul(dy, wg.swapaxes(1, 2), out=cols)
                 self.k.im2col.col2im(cols, gx, r0, g.kh, g.kw, g.oh, g.ow, *g.stride_args())
         self._grouped(gw, g)[...] = sum(self._for_tiles(x, g, tile, wg.shape))
+
+    # ---------------------------------------------------------------- winograd
+    _winograd_bytes = 2 << 20   # the transformed input and output of one block of tiles
+    _winograd_min_tiles = 64    # the least tiles per block (the GEMMs' rows)
+
+    def _winograd_blas(self, n):
+        """Single-threaded BLAS for a call whose ``n`` images run on more than one worker: the
+        workers' GEMMs and the weight transforms too (at 2 threads OpenBLAS took 2-50 ms,
+        erratically, on their skinny ``(A, 3) @ (3, C*K)`` products: 1 ms on one thread)."""
+        from contextlib import nullcontext
+        if not self.set_num_threads or min(n, self._threads()) < 2:
+            return nullcontext()
+        from threadpoolctl import threadpool_limits
+        return threadpool_limits(1, user_api="blas")
+
+    def _winograd_kernels(self):
+        if not hasattr(self.k, "winograd"):
+            raise ValueError(f"algorithm 'winograd' has no kernels on the {self.name!r} backend; "
+                             f"use 'im2col'")
+        return self.k.winograd
+
+    @staticmethod
+    def _winograd_tile(oh, ow, dtype):
+        """``m`` and ``G`` of Winograd F(m x m, 3x3) for an ``oh x ow`` output: the ``m`` in (2, 4)
+        with the fewest GEMM multiplies, ``(m + 2)^2`` per tile (the smaller on a tie: cheaper
+        transforms, smaller rounding error). ``B^T`` and ``A^T`` live in the kernels."""
+        import numpy as np
+        m = min((2, 4), key=lambda m: (m + 2) ** 2 * -(-oh // m) * -(-ow // m))
+        gm = ([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]] if m == 2 else
+              [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+               [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
+        return m, np.array(gm, dtype)
+
+    def _winograd(self, x, w, y, pt, pl):
+        """``y`` = the stride-1 3x3 correlation of ``x`` with HWIO ``w`` (top/left padding
+        ``pt, pl`` of either sign, the rest implied by ``y``) by Winograd F(m x m, 3x3): per block
+        of tiles, transform the input patches, one GEMM per point, transform back."""
+        xp, k = self.xp, self.k.winograd
+        n, oh, ow, o = y.shape
+        m, gm = self._winograd_tile(oh, ow, x.dtype)
+        a, c = m + 2, x.shape[3]
+        th, tw = -(-oh // m), -(-ow // m)
+        # U[a*A + b] = (G w G^T)[a, b]: (A*A, C, K)
+        u = xp.matmul(gm, (gm @ w.reshape(3, -1)).reshape(a, 3, -1)).reshape(a * a, c, o)
+
+        def block(t0, v, mv, _):
+            k.input_transform(x, v, t0, m, th, tw, pt, pl)
+            xp.matmul(v, u, out=mv)
+            k.output_transform(mv, y, t0, m)
+        self._winograd_blocks(n, th * tw, a * a, (c, o), x.dtype, block)
+
+    def _backward_winograd(self, gy, x, w, g, gx, gw):
+        """The input gradient is the stride-1 correlation of ``gy`` with ``w`` flipped in space,
+        in/out swapped, top/left padding ``2 - pt, 2 - pl``: :meth:`_winograd`."""
+        self._winograd_kernels()
+        with self._winograd_blas(g.n):
+            if gx is not None:
+                self._winograd(gy, self.xp.ascontiguousarray(w[::-1, ::-1].swapaxes(2, 3)), gx,
+                               2 - g.pt, 2 - g.pl)
+            self._winograd_weight_grad(gy, x, g, gw)
+
+    def _winograd_weight_grad(self, gy, x, g, gw):
+        """``gw = G^T dU G``, ``dU[p]`` the sum over the tiles of ``V[p]^T (A gy A^T)[p]``."""
+        xp, k = self.xp, self.k.winograd
+        m, gm = self._winograd_tile(g.oh, g.ow, x.dtype)
+        a = m + 2
+        th, tw = -(-g.oh // m), -(-g.ow // m)
+
+        def block(t0, v, dm, acc):
+            du, part = acc
+            k.input_transform(x, v, t0, m, th, tw, g.pt, g.pl)
+            k.output_transform_t(gy, dm, t0, m)
+            du += xp.matmul(v.swapaxes(1, 2), dm, out=part)
+        du = sum(acc[0] for acc in self._winograd_blocks(
+            g.n, th * tw, a * a, (g.c, g.o), x.dtype, block, (2, a * a, g.c, g.o)))
+        # gw[i, j] = sum_ab G[a, i] G[b, j] dU[a, b]
+        t = xp.matmul(gm.T, du.reshape(a, a, -1))
+        gw[...] = (gm.T @ t.reshape(a, -1)).reshape(gw.shape)
+
+    def _winograd_blocks(self, n, per_image, points, widths, dtype, body, acc_shape=None):
+        """Call ``body(t0, *bufs, acc)`` on blocks of tiles ``[t0, t0 + T)`` of ``n`` images of
+        ``per_image`` tiles, ``bufs[i]`` a ``(points, T, widths[i])`` workspace; one worker per
+        thread over whole images, as :meth:`_for_tiles` (the caller holds
+        :meth:`_winograd_blas`). Returns the accumulators ``acc`` (zeros of ``acc_shape``), one
+        per worker."""
+        xp = self.xp
+        per_tile = points * sum(widths) * dtype.itemsize
+        block = min(n * per_image, max(self._winograd_min_tiles, self._winograd_bytes // per_tile))
+        workers = min(n, self._threads()) if self.set_num_threads else 1
+        bounds = [n * i // workers * per_image for i in range(workers + 1)]
+
+        def work(lo, hi):
+            if workers > 1:
+                self.set_num_threads(1)
+            acc = xp.zeros(acc_shape, dtype) if acc_shape else None
+            space = [xp.empty(points * block * wd, dtype) for wd in widths]
+            for t0 in range(lo, hi, block):
+                cnt = min(block, hi - t0)
+                body(t0, *(s[:points * cnt * wd].reshape(points, cnt, wd)
+                           for s, wd in zip(space, widths)), acc)
+            return acc
+
+        if workers == 1:
+            return [work(0, n * per_image)]
+        return list(_executor(workers).map(work, bounds[:-1], bounds[1:]))
 
     def _for_tiles(self, x, g, body, acc_shape=None):
         """Unroll every row tile into ``cols`` and call ``body(r0, cols, acc)``.
@@ -145,16 +260,46 @@ class NativeBackend:
         """A view of NHWC activations as ``(groups, n*h*w, channels/groups)``."""
         return a.reshape(-1, g.groups, a.shape[-1] // g.groups).swapaxes(0, 1)
 
+    # ---------------------------------------------------------------- elementwise
+    def bias_act(self, y, b, relu):
+        """In place: ``y += b`` (skipped when None), then ReLU when ``relu``."""
+        self.k.epilogue.bias_act(y, b, relu)
+
+    def relu_backward(self, gy, y):
+        gx = self.xp.empty_like(gy)
+        self.k.epilogue.relu_backward(gy, y, gx)
+        return gx
+
+    def dropout(self, x, rate, seed, noise_shape):
+        """``x`` times the mask of ``noise_shape`` drawn from ``seed`` (see functional.dropout)."""
+        threshold, scale = round(rate * 2**32), x.dtype.type(1 / (1 - rate))
+        if noise_shape == x.shape:
+            out = self.xp.empty_like(x)
+            self.k.epilogue.dropout(x, out, seed, threshold, scale)
+            return out
+        mask = self.xp.empty(noise_shape, x.dtype)
+        self.k.epilogue.dropout(self.xp.ones(noise_shape, x.dtype), mask, seed, threshold, scale)
+        return x * mask
+
     # ---------------------------------------------------------------- pooling
-    def pool2d(self, mode, x, g):
+    def pool2d(self, mode, x, g, indices=False):
+        """The pooled ``y``, or ``(y, offsets)`` for max with ``indices`` (kernel sets that
+        have ``pool.max_forward_indices``: the CPU ones)."""
         y = self.xp.empty(g.output_shape, x.dtype)
+        if indices:
+            idx = self.xp.empty(g.output_shape, self.xp.uint8)
+            self.k.pool.max_forward_indices(x, y, idx, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl)
+            return y, idx
         fn = self.k.pool.max_forward if mode == "max" else self.k.pool.avg_forward
         fn(x, y, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl)
         return y
 
-    def pool2d_backward(self, mode, gy, x, g):
-        gx = self.xp.empty(g.input_shape, x.dtype)
-        if mode == "max":
+    def pool2d_backward(self, mode, gy, x, g, indices=None):
+        """The input gradient; for max with ``indices`` (offsets) x's values are not read."""
+        gx = self.xp.empty(g.input_shape, gy.dtype)
+        if indices is not None:
+            self.k.pool.max_backward_indices(indices, gy, gx, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl)
+        elif mode == "max":
             self.k.pool.max_backward(x, gy, gx, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl)
         else:
             self.k.pool.avg_backward(gy, gx, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl)

@@ -251,12 +251,15 @@ def _col2im(cols, gx, r0, kh, kw, oh, ow, sh, sw, pt, pl, dil_h, dil_w):
 
 
 # ---------------------------------------------------------------- depthwise
-def _depthwise_forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w):
-    s = _suffix(x=x, w=w, y=y)
+def _depthwise_forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, b=None):
+    s = _suffix(x=x, w=w, y=y) if b is None else _suffix(x=x, w=w, y=y, b=b)
     xs, ws, ys = _shape("x", x), _shape("w", w), _shape("y", y)
     m = _depth_multiplier(xs, ws, ys)
+    if b is not None and b.shape != (ys[3],):
+        raise ValueError(f"b must have shape ({ys[3]},), got {b.shape}")
     geom = _geometry(xs, ys[0], ys[1], ys[2], ws[0], ws[1], sh, sw, pt, pl, dil_h, dil_w)
     _launch_elements("depthwise", f"forward_{s}", y.size, x, w, y, *geom, m)
+    bias_act(y, b, False)
 
 
 def _depthwise_backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w):
@@ -314,7 +317,7 @@ def _avg_backward(gy, gx, kh, kw, sh, sw, pt, pl):
     _launch_elements("pool", f"avg_backward_{s}", gx.size, gy, gx, *geom)
 
 
-# ---------------------------------------------------------------- epilogue
+# ---------------------------------------------------------------- elementwise
 def bias_act(y, b, relu):
     """In place over ``y[..., O]`` (C-contiguous): ``y += b`` (``b[O]``; skipped when ``b`` is
     None), then ReLU when ``relu`` (NaN stays NaN)."""
@@ -328,17 +331,26 @@ def bias_act(y, b, relu):
                          y.shape[-1], b is not None, bool(relu))
 
 
-# ---------------------------------------------------------------- dropout
-def dropout_keep(shape, dtype, rate, seed):
-    """A new array of ``shape`` holding 1 with probability ``1 - rate`` and 0 otherwise, a
-    function of ``seed`` alone (a stateless hash per element)."""
-    if not 0 <= rate < 1:
-        raise ValueError(f"rate must lie in [0, 1), got {rate}")
-    mask = cupy.empty(shape, dtype)
-    s = _suffix(mask=mask)
-    _launch_elements("dropout", f"keep_{s}", mask.size, mask, mask.size,
-                     operator.index(seed) % 2**63, round(rate * 2**32))
-    return mask
+def relu_backward(gy, y, gx):
+    """``gx = gy * (y > 0)`` (overwritten)."""
+    _suffix(gy=gy, y=y, gx=gx)
+    if not gy.shape == y.shape == gx.shape:
+        raise ValueError(f"gy, y and gx must have one shape, got {gy.shape}, {y.shape}, {gx.shape}")
+    cupy.multiply(gy, y > 0, out=gx)
+
+
+def dropout(x, out, seed, threshold, scale):
+    """``out = x * mask``: ``scale`` where the hash of (seed, flat index) keeps the element (its
+    top 32 bits >= ``threshold`` = rate * 2**32), else 0 (overwritten)."""
+    s = _suffix(x=x, out=out)
+    if x.shape != out.shape or not (x.flags.c_contiguous and out.flags.c_contiguous):
+        raise ValueError(f"x and out must be C-contiguous of one shape, got {x.shape}, {out.shape}")
+    if not 0 <= threshold <= 1 << 32:
+        raise ValueError(f"threshold must lie in [0, 2**32], got {threshold}")
+    _launch_elements("dropout", f"keep_{s}", out.size, out, out.size,
+                     operator.index(seed) % 2**63, threshold)
+    out *= scale
+    out *= x
 
 
 kernels = SimpleNamespace(
@@ -350,8 +362,7 @@ kernels = SimpleNamespace(
                               backward_weight=_depthwise_backward_weight),
     pool=SimpleNamespace(max_forward=_max_forward, max_backward=_max_backward,
                          avg_forward=_avg_forward, avg_backward=_avg_backward),
-    bias_act=bias_act,
-    dropout_keep=dropout_keep,
+    epilogue=SimpleNamespace(bias_act=bias_act, relu_backward=relu_backward, dropout=dropout),
 )
 
 BACKEND = NativeBackend("cupy", kernels, cupy, tile_bytes=256 << 20)  # im2col workspace: 256 MiB

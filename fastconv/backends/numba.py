@@ -6,10 +6,10 @@ import numpy
 
 from fastconv._config import get_num_threads
 from fastconv.backends._native import NativeBackend
-from fastconv.kernels.numba import conv_direct, depthwise, im2col, pool
+from fastconv.kernels.numba import conv_direct, depthwise, epilogue, im2col, pool, winograd
 
 BACKEND = NativeBackend("numba", SimpleNamespace(
-    conv_direct=conv_direct, im2col=im2col, depthwise=depthwise, pool=pool), numpy,
-    set_num_threads=numba.set_num_threads)
+    conv_direct=conv_direct, depthwise=depthwise, epilogue=epilogue, im2col=im2col, pool=pool,
+    winograd=winograd), numpy, set_num_threads=numba.set_num_threads)
 
 numba.set_num_threads(min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))

@@ -5,6 +5,8 @@ pooling walks the output windows one by one. Results come back in the input's dt
 """
 import numpy as np
 
+from fastconv._random import dropout_keep
+
 
 def _taps(g):
     """Yield ``(i, j, rows, cols)``: each filter tap and the input slices it sees (padded input)."""
@@ -27,13 +29,15 @@ def _split(a, groups):
 class ReferenceBackend:
     name = "reference"
 
-    def conv2d(self, x, w, g, algorithm=None):
+    def conv2d(self, x, w, g, algorithm=None, b=None, relu=False):
         xp = _pad(x, g)
         wg = _split(w.astype(np.float64), g.groups)  # (kh, kw, cg, G, og)
         y = np.zeros((g.n, g.oh, g.ow, g.groups, g.o // g.groups))
         for i, j, rows, cols in _taps(g):
             y += np.einsum("nhwgc,cgo->nhwgo", _split(xp[:, rows, cols], g.groups), wg[i, j])
-        return y.reshape(g.output_shape).astype(x.dtype)
+        y = y.reshape(g.output_shape).astype(x.dtype)
+        self.bias_act(y, b, relu)
+        return y
 
     def conv2d_backward(self, gy, x, w, g, algorithm=None, need_input_grad=True):
         xp = _pad(x, g)
@@ -83,6 +87,21 @@ class ReferenceBackend:
                 for ih, iw in cells:
                     gx[:, ih, iw] += gy[:, oh, ow] / len(cells)
         return gx.astype(x.dtype)
+
+    @staticmethod
+    def bias_act(y, b, relu):
+        if b is not None:
+            y += b
+        if relu:
+            np.maximum(y, 0, out=y)
+
+    @staticmethod
+    def relu_backward(gy, y):
+        return gy * (y > 0)
+
+    @staticmethod
+    def dropout(x, rate, seed, noise_shape):
+        return x * (dropout_keep(noise_shape, rate, seed) * x.dtype.type(1 / (1 - rate)))
 
 
 BACKEND = ReferenceBackend()

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
+from fastconv._config import cache_dir
+
 _CHUNK = 1 << 20
 
 
@@ -37,15 +39,6 @@ class Dataset:
     files: tuple
     download: Callable
     packaged: Path | None = None
-
-
-def cache_dir():
-    """``$FASTCONV_CACHE``, else ``$XDG_CACHE_HOME/fastconv``, else ``~/.cache/fastconv``."""
-    if os.environ.get("FASTCONV_CACHE"):
-        return Path(os.environ["FASTCONV_CACHE"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "fastconv"
-    return Path.home() / ".cache" / "fastconv"
 
 
 def locate(dataset, path=None):

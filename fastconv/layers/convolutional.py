@@ -23,12 +23,13 @@ def _to_format(w, data_format):
     return w if data_format == "channels_last" else w.transpose(3, 2, 0, 1)
 
 
-def _conv(layer, x, kernel, groups, strides=None, padding=None, dilation=None, bias=None):
+def _conv(layer, x, kernel, groups, strides=None, padding=None, dilation=None, bias=None,
+          activation=None):
     return F.conv2d(x, _to_format(kernel, layer.data_format), bias,
                     layer.strides if strides is None else strides,
                     layer.padding if padding is None else padding,
                     layer.dilation_rate if dilation is None else dilation, groups,
-                    layer.data_format, layer.algorithm)
+                    layer.data_format, layer.algorithm, activation=activation)
 
 
 def _conv_backward(layer, dz, x, kernel, groups, need_input_grad, strides=None, padding=None,
@@ -77,8 +78,13 @@ class _Conv(ActivationMixin, Layer):
     def _add_bias(self, n):
         self.bias = self.add_weight("bias", (n,), self.bias_initializer) if self.use_bias else None
 
+    def _fused(self):
+        """The activation the convolution applies in its epilogue, with the bias (else None)."""
+        return self.activation.name if self.activation.name in F.FUSED_ACTIVATIONS else None
+
     def _finish(self, z, x, **extra):
-        y = self.activation.forward(z)
+        """``z``: the convolution's output, its epilogue (:meth:`_fused`) applied."""
+        y = z if self._fused() else self.activation.forward(z)
         return y, {"x": x, "y": y, **extra}
 
     def _bias_grad(self, db):
@@ -127,7 +133,8 @@ class Conv2D(_Conv):
 
     def forward(self, x, training=False):
         bias = None if self.bias is None else self.bias.value
-        return self._finish(_conv(self, x, self.kernel.value, self.groups, bias=bias), x)
+        return self._finish(_conv(self, x, self.kernel.value, self.groups, bias=bias,
+                                  activation=self._fused()), x)
 
     def backward_preactivation(self, dz, ctx, need_input_grad=True):
         dx, dw, db = _conv_backward(self, dz, ctx["x"], self.kernel.value, self.groups,
@@ -173,7 +180,7 @@ class DepthwiseConv2D(_Conv):
     def forward(self, x, training=False):
         w, c = self._grouped()
         bias = None if self.bias is None else self.bias.value
-        return self._finish(_conv(self, x, w, c, bias=bias), x)
+        return self._finish(_conv(self, x, w, c, bias=bias, activation=self._fused()), x)
 
     def backward_preactivation(self, dz, ctx, need_input_grad=True):
         w, c = self._grouped()
@@ -218,7 +225,7 @@ class SeparableConv2D(DepthwiseConv2D):
         w, c = self._grouped()
         h = _conv(self, x, w, c)
         bias = None if self.bias is None else self.bias.value
-        z = _conv(self, h, self.pointwise_kernel.value, 1, 1, "valid", 1, bias)
+        z = _conv(self, h, self.pointwise_kernel.value, 1, 1, "valid", 1, bias, self._fused())
         return self._finish(z, x, h=h)
 
     def backward_preactivation(self, dz, ctx, need_input_grad=True):

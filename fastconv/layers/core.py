@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from fastconv import _random, activations, backend, backends
+from fastconv import _random, activations, backend, functional as F
 from fastconv._shapes import check_data_format
 from fastconv.layers.base import ActivationMixin, Layer
 
@@ -90,16 +90,12 @@ class Dropout(Layer):
             return x, None
         shape = x.shape if self.noise_shape is None else tuple(
             x.shape[i] if s is None else s for i, s in enumerate(self.noise_shape))
-        if isinstance(x, np.ndarray):
-            keep = self._rng.random(shape, dtype=np.float32) >= self.rate
-        else:  # on the GPU: a device-side mask from one seed drawn here (runs stay reproducible)
-            keep = backends.get("cupy").k.dropout_keep(shape, x.dtype, self.rate,
-                                                       self._rng.integers(2**63))
-        mask = keep * x.dtype.type(1 / (1 - self.rate))
-        return x * mask, mask
+        seed = int(self._rng.integers(2**63))   # one mask per step, reproducible from the seed
+        return F.dropout(x, self.rate, seed, shape), (seed, shape)
 
     def backward(self, dy, ctx, need_input_grad=True):
-        return dy if ctx is None else dy * ctx
+        """The same mask again, recomputed from its seed (it is never stored)."""
+        return dy if ctx is None else F.dropout(dy, self.rate, *ctx)
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape,

@@ -1,6 +1,8 @@
 """MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D."""
 import math
 
+import numpy as np
+
 from fastconv import backend, functional as F
 from fastconv._shapes import _positive_pair, check_data_format, conv_output_shape
 from fastconv._arrays import array_module
@@ -44,7 +46,25 @@ class _Pool2D(Layer):
 
 
 class MaxPooling2D(_Pool2D):
+    """In training, on a backend whose kernels keep window offsets (the CPU ones), the
+    backward context is each winner's offset (uint8: a byte per output) instead of x, and the
+    backward pass scatters by it without reading x; elsewhere (CuPy, the reference backend,
+    windows over 256 cells) the context is x."""
     _forward, _backward = F.max_pool2d, F.max_pool2d_backward
+
+    def forward(self, x, training=False):
+        if not (training and math.prod(self.pool_size) <= 256 and F._native_offsets(x)):
+            return super().forward(x, training)
+        y, idx = F.max_pool2d(x, *self._args(), return_indices=True)
+        return y, (idx, x.shape, x.dtype)
+
+    def backward(self, dy, ctx, need_input_grad=True):
+        if not isinstance(ctx, tuple):
+            return super().backward(dy, ctx, need_input_grad)
+        idx, shape, dtype = ctx
+        # x's values are not read: a zero-stride view gives its shape and dtype
+        return F.max_pool2d_backward(dy, np.broadcast_to(dtype.type(0), shape), *self._args(),
+                                     indices=idx)
 
 
 class AveragePooling2D(_Pool2D):

@@ -1,47 +1,323 @@
 """Direct grouped 2-D convolution, NHWC activations x HWIO weights (``kernels/README.md``).
 
-Each public function checks its arguments in plain Python, then runs a fused (float32/float64)
-kernel without the GIL, parallel over rows that one thread owns, the innermost loop running
-over contiguous channels. Padded cells read as zeros; bottom/right padding is implied by the
-output size.
+Each public function checks its arguments in plain Python, lists the filter taps that reach a
+real cell along each axis (``_taps``; padded cells read as zeros and are skipped), then runs a
+fused (float32/float64) kernel without the GIL, one static range of rows per thread. The hot
+loops are C (GCC vector extensions), compiled twice by ``target_clones``: AVX2+FMA (chosen at
+run time) and the build's baseline.
+
+- ``cd_tile``: a register tile of up to 4 pixels x 2 vectors of output channels, summed over
+  every tap (rows x (column, channel)) before one store: the forward pass over the columns whose
+  taps are all real, and the weight gradient (tiles of taps x channels summed over a row's
+  columns). ``cd_vtile`` is the same with a vector instead of a broadcast scalar.
+- Few output channels per group (``Og < WIDE``: grouped layers) run "expanded": a row of x is
+  copied once per input channel into ``xe[ci, iw, o] = x[iw, (o // Og)*Cg + ci]`` (a per-thread
+  cache of the rows an output row needs), so that the tiles run over all O channels at once.
+- Input gradient, few input channels per group (``Cg < WIDE``): ``cd_tdot``, dot products over
+  the taps and the group's output channels, 4 pixels sharing each load of w (``Og >= 8``), or
+  per-channel sums added up per group (``Og < 8``); else broadcast over the input channels.
+- Pixels at the borders and everything else: ``cd_bcast`` / ``cd_dot``, several taps per pass.
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.string cimport memset
 
 import numpy as np
 
 from fastconv.kernels import _checks
+from fastconv.kernels._taps import taps as _taps
+from fastconv.kernels.cython.threads import get_max_threads
 
-# input channels per task of backward_weight
+# channels per group below which a side runs vector x vector (expanded) instead of broadcast
 cdef enum:
-    BLOCK = 8
+    WIDE = 16
 
-
-cdef inline void _gemv_acc(Py_ssize_t n, Py_ssize_t m, const floating* a, Py_ssize_t inc,
-                           const floating* b, Py_ssize_t ld, floating* y) noexcept nogil:
-    """y[:n] += sum over k < m of a[k*inc] * b[k*ld:k*ld + n], four k at a time.
-
-    Blocking the sum over k loads and stores y once per four multiply-adds.
+cdef extern from *:
     """
-    cdef Py_ssize_t i, k
-    cdef floating a0, a1, a2, a3
-    cdef const floating* b0
-    for k in range(0, m - 3, 4):
-        a0, a1, a2, a3 = a[k * inc], a[(k + 1) * inc], a[(k + 2) * inc], a[(k + 3) * inc]
-        b0 = b + k * ld
-        for i in range(n):
-            y[i] += a0 * b0[i] + a1 * b0[ld + i] + a2 * b0[2 * ld + i] + a3 * b0[3 * ld + i]
-    for k in range(m - m % 4, m):
-        a0 = a[k * inc]
-        b0 = b + k * ld
-        for i in range(n):
-            y[i] += a0 * b0[i]
+    /* target_clones needs GNU ifuncs; Clang and GCC < 12 build the baseline only */
+    #if defined(__x86_64__) && defined(__GLIBC__) && !defined(__clang__) && __GNUC__ >= 12 \\
+        && !defined(__AVX2__)
+    #define CD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+    #else
+    #define CD_CLONES
+    #endif
+    /* out[k] += sum over t < m of a[t*as] * b[t*bs + k], for k < n; four terms per pass */
+    #define CD_BCAST(T)                                                                     \\
+    CD_CLONES static void cd_bcast_##T(Py_ssize_t n, Py_ssize_t m, const T* a, Py_ssize_t as, \\
+                                       const T* b, Py_ssize_t bs, T* __restrict out) {      \\
+        Py_ssize_t t = 0;                                                                   \\
+        for (; t + 4 <= m; t += 4) {                                                        \\
+            const T a0 = a[t * as], a1 = a[(t + 1) * as], a2 = a[(t + 2) * as];              \\
+            const T a3 = a[(t + 3) * as];                                                   \\
+            const T *b0 = b + t * bs, *b1 = b0 + bs, *b2 = b1 + bs, *b3 = b2 + bs;          \\
+            for (Py_ssize_t k = 0; k < n; k++)                                              \\
+                out[k] += a0 * b0[k] + a1 * b1[k] + a2 * b2[k] + a3 * b3[k];                \\
+        }                                                                                   \\
+        if (t + 2 <= m) {                                                                   \\
+            const T a0 = a[t * as], a1 = a[(t + 1) * as];                                  \\
+            const T *b0 = b + t * bs, *b1 = b0 + bs;                                        \\
+            for (Py_ssize_t k = 0; k < n; k++)                                              \\
+                out[k] += a0 * b0[k] + a1 * b1[k];                                          \\
+            t += 2;                                                                         \\
+        }                                                                                   \\
+        if (t < m) {                                                                        \\
+            const T a0 = a[t * as];                                                         \\
+            const T *b0 = b + t * bs;                                                       \\
+            for (Py_ssize_t k = 0; k < n; k++)                                              \\
+                out[k] += a0 * b0[k];                                                       \\
+        }                                                                                   \\
+    }
+    /* out[k] += sum over t < m of a[t*as + k] * b[t*bs + k], for k < n; three terms per pass */
+    #define CD_DOT(T)                                                                       \\
+    CD_CLONES static void cd_dot_##T(Py_ssize_t n, Py_ssize_t m, const T* a, Py_ssize_t as,  \\
+                                     const T* b, Py_ssize_t bs, T* __restrict out) {        \\
+        Py_ssize_t t = 0;                                                                   \\
+        for (; t + 3 <= m; t += 3) {                                                        \\
+            const T *a0 = a + t * as, *a1 = a0 + as, *a2 = a1 + as;                        \\
+            const T *b0 = b + t * bs, *b1 = b0 + bs, *b2 = b1 + bs;                         \\
+            for (Py_ssize_t k = 0; k < n; k++)                                              \\
+                out[k] += a0[k] * b0[k] + a1[k] * b1[k] + a2[k] * b2[k];                    \\
+        }                                                                                   \\
+        if (t + 2 <= m) {                                                                   \\
+            const T *a0 = a + t * as, *a1 = a0 + as, *b0 = b + t * bs, *b1 = b0 + bs;      \\
+            for (Py_ssize_t k = 0; k < n; k++)                                              \\
+                out[k] += a0[k] * b0[k] + a1[k] * b1[k];                                    \\
+            t += 2;                                                                         \\
+        }                                                                                   \\
+        if (t < m) {                                                                        \\
+            const T *a0 = a + t * as, *b0 = b + t * bs;                                     \\
+            for (Py_ssize_t k = 0; k < n; k++)                                              \\
+                out[k] += a0[k] * b0[k];                                                    \\
+        }                                                                                   \\
+    }
+    /* out[p*os + k] (+)= sum over r < mi, t < m of A * b[r*br + t*bs + k] for p < P, k < n,
+       A = a[p*as + r*ar + t*at] (cd_tile: a scalar broadcast) or a[p*as + r*ar + t*at + k]
+       (cd_vtile: a vector): a register tile of PB rows of out x two vectors of k, the sum over
+       (r, t) kept in registers; out is overwritten unless acc */
+    #define CD_BCX(ap, k) (ap)[0]
+    #define CD_VCX(ap, k) (*(const V*)((ap) + (k)))
+    #define CD_BLOCK(T, PB, NAME, X, VK)                                                    \\
+    static inline __attribute__((always_inline)) void NAME##PB##_##T(                      \\
+            Py_ssize_t k, Py_ssize_t mi, Py_ssize_t m, const T* a, Py_ssize_t as,          \\
+            Py_ssize_t ar, Py_ssize_t at, const T* b, Py_ssize_t br, Py_ssize_t bs,        \\
+            T* out, Py_ssize_t os, int acc) {                                               \\
+        typedef T V __attribute__((vector_size(32), aligned(sizeof(T))));                  \\
+        const Py_ssize_t L = 32 / sizeof(T);                                                \\
+        V c[PB][2];                                                                         \\
+        for (int q = 0; q < PB; q++) c[q][0] = c[q][1] = (V){0};                            \\
+        for (Py_ssize_t r = 0; r < mi; r++)                                                 \\
+            for (Py_ssize_t t = 0; t < m; t++) {                                            \\
+                const T* bp = b + r * br + t * bs + k;                                      \\
+                const T* ap = a + r * ar + t * at + VK * k;                                 \\
+                V w0 = *(const V*)bp, w1 = *(const V*)(bp + L);                             \\
+                for (int q = 0; q < PB; q++) {                                              \\
+                    c[q][0] += X(ap + q * as, 0) * w0;                                      \\
+                    c[q][1] += X(ap + q * as, L) * w1;                                      \\
+                }                                                                           \\
+            }                                                                               \\
+        for (int q = 0; q < PB; q++) {                                                      \\
+            V* o = (V*)(out + q * os + k);                                                  \\
+            if (acc) { o[0] += c[q][0]; *(V*)((T*)o + L) += c[q][1]; }                       \\
+            else { o[0] = c[q][0]; *(V*)((T*)o + L) = c[q][1]; }                             \\
+        }                                                                                   \\
+    }
+    #define CD_TILE_FN(T, NAME, X, VK)                                                      \\
+    CD_BLOCK(T, 4, NAME, X, VK) CD_BLOCK(T, 3, NAME, X, VK)                                \\
+    CD_BLOCK(T, 2, NAME, X, VK) CD_BLOCK(T, 1, NAME, X, VK)                                \\
+    CD_CLONES static void NAME##_##T(Py_ssize_t n, Py_ssize_t P, Py_ssize_t mi,             \\
+            Py_ssize_t m, const T* a, Py_ssize_t as, Py_ssize_t ar, Py_ssize_t at,          \\
+            const T* b, Py_ssize_t br, Py_ssize_t bs, T* out, Py_ssize_t os, int acc) {     \\
+        const Py_ssize_t L2 = 64 / sizeof(T);                                               \\
+        Py_ssize_t k = 0;                                                                   \\
+        for (; k + L2 <= n; k += L2) {                                                      \\
+            Py_ssize_t p = 0;                                                               \\
+            for (; p + 4 <= P; p += 4)                                                      \\
+                NAME##4_##T(k, mi, m, a + p * as, as, ar, at, b, br, bs, out + p * os, os, acc); \\
+            switch (P - p) {                                                                \\
+            case 3: NAME##3_##T(k, mi, m, a + p * as, as, ar, at, b, br, bs, out + p * os, os, acc); break; \\
+            case 2: NAME##2_##T(k, mi, m, a + p * as, as, ar, at, b, br, bs, out + p * os, os, acc); break; \\
+            case 1: NAME##1_##T(k, mi, m, a + p * as, as, ar, at, b, br, bs, out + p * os, os, acc); break; \\
+            }                                                                               \\
+        }                                                                                   \\
+        for (; k < n; k++)                                                                  \\
+            for (Py_ssize_t p = 0; p < P; p++) {                                            \\
+                T s = 0;                                                                    \\
+                for (Py_ssize_t r = 0; r < mi; r++)                                         \\
+                    for (Py_ssize_t t = 0; t < m; t++)                                      \\
+                        s += a[p * as + r * ar + t * at + VK * k] * b[r * br + t * bs + k]; \\
+                out[p * os + k] = acc ? out[p * os + k] + s : s;                            \\
+            }                                                                               \\
+    }
+    #define CD_TILE(T) CD_TILE_FN(T, cd_tile, CD_BCX, 0) CD_TILE_FN(T, cd_vtile, CD_VCX, 1)
+    CD_TILE(float)
+    CD_TILE(double)
+    /* out[p*os] = sum over r < mi, t < m, k < n of a[p*as + r*ar + t*at + k] * b[r*br + t*bs + k]
+       for p < P: PB dot products at a time sharing the loads of b, lanes summed at the end */
+    #define CD_DBLOCK(T, PB)                                                                \\
+    static inline __attribute__((always_inline)) void cd_dblock##PB##_##T(                \\
+            Py_ssize_t n, Py_ssize_t mi, Py_ssize_t m, const T* a, Py_ssize_t as,          \\
+            Py_ssize_t ar, Py_ssize_t at, const T* b, Py_ssize_t br, Py_ssize_t bs,        \\
+            T* out, Py_ssize_t os) {                                                        \\
+        typedef T V __attribute__((vector_size(32), aligned(sizeof(T))));                  \\
+        const Py_ssize_t L = 32 / sizeof(T);                                                \\
+        V c[PB];                                                                            \\
+        T s[PB];                                                                            \\
+        for (int q = 0; q < PB; q++) { c[q] = (V){0}; s[q] = 0; }                           \\
+        for (Py_ssize_t r = 0; r < mi; r++)                                                 \\
+            for (Py_ssize_t t = 0; t < m; t++) {                                            \\
+                const T* ap = a + r * ar + t * at;                                          \\
+                const T* bp = b + r * br + t * bs;                                          \\
+                Py_ssize_t k = 0;                                                           \\
+                for (; k + L <= n; k += L) {                                                \\
+                    V wv = *(const V*)(bp + k);                                             \\
+                    for (int q = 0; q < PB; q++) c[q] += *(const V*)(ap + q * as + k) * wv;  \\
+                }                                                                           \\
+                for (; k < n; k++)                                                          \\
+                    for (int q = 0; q < PB; q++) s[q] += ap[q * as + k] * bp[k];            \\
+            }                                                                               \\
+        for (int q = 0; q < PB; q++) {                                                      \\
+            T v = s[q];                                                                     \\
+            for (Py_ssize_t l = 0; l < L; l++) v += c[q][l];                                \\
+            out[q * os] = v;                                                                \\
+        }                                                                                   \\
+    }
+    #define CD_TDOT(T)                                                                      \\
+    CD_DBLOCK(T, 4) CD_DBLOCK(T, 3) CD_DBLOCK(T, 2) CD_DBLOCK(T, 1)                        \\
+    CD_CLONES static void cd_tdot_##T(Py_ssize_t n, Py_ssize_t P, Py_ssize_t mi,            \\
+            Py_ssize_t m, const T* a, Py_ssize_t as, Py_ssize_t ar, Py_ssize_t at,          \\
+            const T* b, Py_ssize_t br, Py_ssize_t bs, T* out, Py_ssize_t os) {              \\
+        Py_ssize_t p = 0;                                                                   \\
+        for (; p + 4 <= P; p += 4)                                                          \\
+            cd_dblock4_##T(n, mi, m, a + p * as, as, ar, at, b, br, bs, out + p * os, os);  \\
+        switch (P - p) {                                                                    \\
+        case 3: cd_dblock3_##T(n, mi, m, a + p * as, as, ar, at, b, br, bs, out + p * os, os); break; \\
+        case 2: cd_dblock2_##T(n, mi, m, a + p * as, as, ar, at, b, br, bs, out + p * os, os); break; \\
+        case 1: cd_dblock1_##T(n, mi, m, a + p * as, as, ar, at, b, br, bs, out + p * os, os); break; \\
+        }                                                                                   \\
+    }
+    CD_TDOT(float)
+    CD_TDOT(double)
+    CD_BCAST(float)
+    CD_BCAST(double)
+    CD_DOT(float)
+    CD_DOT(double)
+    """
+    void cd_bcast_float(Py_ssize_t n, Py_ssize_t m, const float* a, Py_ssize_t a_step,
+                        const float* b, Py_ssize_t b_step, float* out) noexcept nogil
+    void cd_bcast_double(Py_ssize_t n, Py_ssize_t m, const double* a, Py_ssize_t a_step,
+                         const double* b, Py_ssize_t b_step, double* out) noexcept nogil
+    void cd_tile_float(Py_ssize_t n, Py_ssize_t P, Py_ssize_t mi, Py_ssize_t m, const float* a,
+                       Py_ssize_t a_p, Py_ssize_t a_r, Py_ssize_t a_t, const float* b,
+                       Py_ssize_t b_r, Py_ssize_t b_t, float* out, Py_ssize_t o_p,
+                       int acc) noexcept nogil
+    void cd_tile_double(Py_ssize_t n, Py_ssize_t P, Py_ssize_t mi, Py_ssize_t m, const double* a,
+                        Py_ssize_t a_p, Py_ssize_t a_r, Py_ssize_t a_t, const double* b,
+                        Py_ssize_t b_r, Py_ssize_t b_t, double* out, Py_ssize_t o_p,
+                        int acc) noexcept nogil
+    void cd_vtile_float(Py_ssize_t n, Py_ssize_t P, Py_ssize_t mi, Py_ssize_t m, const float* a,
+                        Py_ssize_t a_p, Py_ssize_t a_r, Py_ssize_t a_t, const float* b,
+                        Py_ssize_t b_r, Py_ssize_t b_t, float* out, Py_ssize_t o_p,
+                        int acc) noexcept nogil
+    void cd_vtile_double(Py_ssize_t n, Py_ssize_t P, Py_ssize_t mi, Py_ssize_t m,
+                         const double* a, Py_ssize_t a_p, Py_ssize_t a_r, Py_ssize_t a_t,
+                         const double* b, Py_ssize_t b_r, Py_ssize_t b_t, double* out,
+                         Py_ssize_t o_p, int acc) noexcept nogil
+    void cd_tdot_float(Py_ssize_t n, Py_ssize_t P, Py_ssize_t mi, Py_ssize_t m, const float* a,
+                       Py_ssize_t a_p, Py_ssize_t a_r, Py_ssize_t a_t, const float* b,
+                       Py_ssize_t b_r, Py_ssize_t b_t, float* out, Py_ssize_t o_p) noexcept nogil
+    void cd_tdot_double(Py_ssize_t n, Py_ssize_t P, Py_ssize_t mi, Py_ssize_t m, const double* a,
+                        Py_ssize_t a_p, Py_ssize_t a_r, Py_ssize_t a_t, const double* b,
+                        Py_ssize_t b_r, Py_ssize_t b_t, double* out,
+                        Py_ssize_t o_p) noexcept nogil
+    void cd_dot_float(Py_ssize_t n, Py_ssize_t m, const float* a, Py_ssize_t a_step,
+                      const float* b, Py_ssize_t b_step, float* out) noexcept nogil
+    void cd_dot_double(Py_ssize_t n, Py_ssize_t m, const double* a, Py_ssize_t a_step,
+                       const double* b, Py_ssize_t b_step, double* out) noexcept nogil
+
+
+cdef inline void _bcast(Py_ssize_t n, Py_ssize_t m, const floating* a, Py_ssize_t a_step,
+                        const floating* b, Py_ssize_t b_step, floating* out) noexcept nogil:
+    if floating is float:
+        cd_bcast_float(n, m, a, a_step, b, b_step, out)
+    else:
+        cd_bcast_double(n, m, a, a_step, b, b_step, out)
+
+
+cdef inline void _tile(Py_ssize_t n, Py_ssize_t P, Py_ssize_t mi, Py_ssize_t m,
+                       const floating* a, Py_ssize_t a_p, Py_ssize_t a_r, Py_ssize_t a_t,
+                       const floating* b, Py_ssize_t b_r, Py_ssize_t b_t, floating* out,
+                       Py_ssize_t o_p, bint acc) noexcept nogil:
+    if floating is float:
+        cd_tile_float(n, P, mi, m, a, a_p, a_r, a_t, b, b_r, b_t, out, o_p, acc)
+    else:
+        cd_tile_double(n, P, mi, m, a, a_p, a_r, a_t, b, b_r, b_t, out, o_p, acc)
+
+
+cdef inline void _vtile(Py_ssize_t n, Py_ssize_t P, Py_ssize_t mi, Py_ssize_t m,
+                        const floating* a, Py_ssize_t a_p, Py_ssize_t a_r, Py_ssize_t a_t,
+                        const floating* b, Py_ssize_t b_r, Py_ssize_t b_t, floating* out,
+                        Py_ssize_t o_p, bint acc) noexcept nogil:
+    """:func:`_tile` with ``a[... + k]``: a vector, not a broadcast scalar."""
+    if floating is float:
+        cd_vtile_float(n, P, mi, m, a, a_p, a_r, a_t, b, b_r, b_t, out, o_p, acc)
+    else:
+        cd_vtile_double(n, P, mi, m, a, a_p, a_r, a_t, b, b_r, b_t, out, o_p, acc)
+
+
+cdef inline void _tdot(Py_ssize_t n, Py_ssize_t P, Py_ssize_t mi, Py_ssize_t m,
+                       const floating* a, Py_ssize_t a_p, Py_ssize_t a_r, Py_ssize_t a_t,
+                       const floating* b, Py_ssize_t b_r, Py_ssize_t b_t, floating* out,
+                       Py_ssize_t o_p) noexcept nogil:
+    if floating is float:
+        cd_tdot_float(n, P, mi, m, a, a_p, a_r, a_t, b, b_r, b_t, out, o_p)
+    else:
+        cd_tdot_double(n, P, mi, m, a, a_p, a_r, a_t, b, b_r, b_t, out, o_p)
+
+
+cdef inline void _dot(Py_ssize_t n, Py_ssize_t m, const floating* a, Py_ssize_t a_step,
+                      const floating* b, Py_ssize_t b_step, floating* out) noexcept nogil:
+    if floating is float:
+        cd_dot_float(n, m, a, a_step, b, b_step, out)
+    else:
+        cd_dot_double(n, m, a, a_step, b, b_step, out)
+
+
+cdef inline void _expand(const floating* xr, Py_ssize_t W, Py_ssize_t C, Py_ssize_t Cg,
+                         Py_ssize_t Og, Py_ssize_t groups, floating* xe) noexcept nogil:
+    """``xe[iw, g*Og + q] = xr[iw*C + g*Cg]`` for a row ``xr`` of W pixels (channel ci added)."""
+    cdef Py_ssize_t iw, g, q, O = Og * groups
+    cdef floating v
+    for iw in range(W):
+        for g in range(groups):
+            v = xr[iw * C + g * Cg]
+            for q in range(Og):
+                xe[iw * O + g * Og + q] = v
+
+
+cdef inline floating* _expanded_row(const floating* xr, Py_ssize_t key, Py_ssize_t* tags,
+                                   Py_ssize_t slots, floating* xe, Py_ssize_t W, Py_ssize_t C,
+                                   Py_ssize_t Cg, Py_ssize_t Og, Py_ssize_t groups) noexcept nogil:
+    """The row ``xr`` (number ``key`` = n*H + ih) expanded per input channel, ``[Cg, W, O]``, from
+    a cache of ``slots`` rows: ``slots`` > the span of one output row's row taps keeps every row
+    an output row needs, and a thread's next rows reuse them."""
+    cdef Py_ssize_t slot = key % slots, ci, size = W * Og * groups
+    xe += slot * Cg * size
+    if tags[slot] != key:
+        for ci in range(Cg):
+            _expand(xr + ci, W, C, Cg, Og, groups, xe + ci * size)
+        tags[slot] = key
+    return xe
 
 
 cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     """ceil(a / b) for b > 0, clamped at 0 from below."""
     return (a + b - 1) // b if a > 0 else 0
+
+
+cdef inline Py_ssize_t _step(const Py_ssize_t[:, :, ::1] tab, Py_ssize_t q, Py_ssize_t cnt,
+                             Py_ssize_t col) noexcept nogil:
+    """The even spacing of column ``col`` (cell 0, tap 1) over the ``cnt`` taps of ``tab[q]``."""
+    return (tab[q, cnt - 1, col] - tab[q, 0, col]) // (cnt - 1) if cnt > 1 else 0
 
 
 def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups):
@@ -52,120 +328,334 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups):
     """
     op = "conv_direct.forward"
     _checks.arrays(op, {"x": (x, 4), "w": (w, 4)}, {"y": (y, 4)})
-    _checks.conv(op, x, w, y, "x", "y", sh, sw, pt, pl, dil_h, dil_w, groups)
-    _forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups)
+    sh, sw, pt, pl, dil_h, dil_w, groups = _checks.conv(op, x, w, y, "x", "y", sh, sw, pt, pl,
+                                                        dil_h, dil_w, groups)
+    if not y.size:
+        return
+    threads = max(1, get_max_threads())
+    expanded = y.shape[3] // groups < WIDE
+    xe, tags = _row_cache(threads, w.shape[0], dil_h, x.shape[2], w.shape[2], y.shape[3],
+                          expanded, y.dtype)
+    _forward(x, w, y, _taps(y.shape[1], w.shape[0], sh, pt, dil_h, x.shape[1], False),
+             _taps(y.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False), sw, dil_w, groups,
+             xe, tags, expanded)
+
+
+def _row_cache(threads, kh, dil_h, width, cg, o, expanded, dtype):
+    """Per thread, ``(kh - 1)*dil_h + 1`` expanded rows ``[Cg, W, O]`` (none unless ``expanded``) and their
+    tags (-1: empty)."""
+    slots = (kh - 1) * dil_h + 1 if expanded else 1
+    return (np.empty((threads, slots * cg * width if expanded else 0, o), dtype),
+            np.full((threads, slots), -1, np.intp))
 
 
 def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups):
     """Gradient of :func:`forward` with respect to x, into ``gx`` (N, H, W, C), overwritten."""
     op = "conv_direct.backward_input"
     _checks.arrays(op, {"gy": (gy, 4), "w": (w, 4)}, {"gx": (gx, 4)})
-    _checks.conv(op, gx, w, gy, "gx", "gy", sh, sw, pt, pl, dil_h, dil_w, groups)
-    # w as (KH, KW, O, Cg): the innermost loop then runs over contiguous input channels
-    _backward_input(gy, np.ascontiguousarray(w.transpose(0, 1, 3, 2)), gx,
-                    sh, sw, pt, pl, dil_h, dil_w, groups)
+    sh, sw, pt, pl, dil_h, dil_w, groups = _checks.conv(op, gx, w, gy, "gx", "gy", sh, sw, pt,
+                                                        pl, dil_h, dil_w, groups)
+    if not gx.size:
+        return
+    rows = _taps(gx.shape[1], w.shape[0], sh, pt, dil_h, gy.shape[1], True)
+    cols = _taps(gx.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True)
+    if w.shape[2] < WIDE and w.shape[3] // groups >= 8:
+        _backward_input_tdot(gy, w, gx, rows, cols, sw, groups)
+    elif w.shape[2] < WIDE:
+        acc = np.empty((max(1, get_max_threads()), w.shape[2], w.shape[3]), gx.dtype)
+        _backward_input_dot(gy, w, gx, rows, cols, groups, acc)
+    else:
+        # w as (KH, KW, O, Cg): the innermost loop then runs over contiguous input channels
+        _backward_input_bcast(gy, np.ascontiguousarray(w.transpose(0, 1, 3, 2)), gx, rows, cols,
+                              groups)
 
 
 def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups):
     """Gradient of :func:`forward` with respect to w, into ``gw`` ``(KH, KW, C // groups, O)``."""
     op = "conv_direct.backward_weight"
     _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4)}, {"gw": (gw, 4)})
-    _checks.conv(op, x, gw, gy, "x", "gy", sh, sw, pt, pl, dil_h, dil_w, groups)
-    _backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups)
+    sh, sw, pt, pl, dil_h, dil_w, groups = _checks.conv(op, x, gw, gy, "x", "gy", sh, sw, pt,
+                                                        pl, dil_h, dil_w, groups)
+    # a static split of the output rows, one private accumulator per thread, summed at the end
+    # in a fixed order: the same bits on every call
+    threads = max(1, get_max_threads())
+    parts = np.zeros((threads,) + gw.shape, gw.dtype)
+    if gy.size and x.size:
+        expanded = gw.shape[3] // groups < WIDE
+        xe, tags = _row_cache(threads, gw.shape[0], dil_h, x.shape[2], gw.shape[2],
+                              gw.shape[3], expanded, gw.dtype)
+        _backward_weight(gy, x, parts, _taps(gy.shape[1], gw.shape[0], sh, pt, dil_h,
+                                             x.shape[1], False),
+                         sw, pl, dil_w, groups, xe, tags, expanded)
+    np.sum(parts, axis=0, out=gw)
 
 
+# ------------------------------------------------------------------------------------ kernels
 def _forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
-             floating[:, :, :, ::1] y, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt,
-             Py_ssize_t pl, Py_ssize_t dil_h, Py_ssize_t dil_w, Py_ssize_t groups):
-    cdef Py_ssize_t H = x.shape[1], W = x.shape[2], KH = w.shape[0], KW = w.shape[1]
+             floating[:, :, :, ::1] y, rows, cols, Py_ssize_t sw, Py_ssize_t dil_w,
+             Py_ssize_t groups, floating[:, :, ::1] xe, Py_ssize_t[:, ::1] tags, bint expanded):
+    cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
+    cdef const Py_ssize_t[::1] rn = rows[1]
+    cdef const Py_ssize_t[:, :, ::1] ct = cols[0]
+    cdef const Py_ssize_t[::1] cn = cols[1]
+    cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3], KW = w.shape[1]
     cdef Py_ssize_t Cg = w.shape[2], O = w.shape[3], OH = y.shape[1], OW = y.shape[2]
     cdef Py_ssize_t Og = O // groups
-    cdef Py_ssize_t t, n, oh, ow, i, j, ih, iw, g, c
-    cdef floating* yp
+    cdef Py_ssize_t t, n, r, q, a, b, i, ih, ci, g, m, j, mi, ar, q0, q1
+    cdef floating* yr
+    cdef floating* e
+    cdef const floating* xr
+    cdef const floating* wr
+    # the output columns whose column taps are all real: [q0, q1)
+    q0 = q1 = 0
+    for q in range(OW):
+        if cn[q] == KW:
+            q0 = q if q0 == q1 else q0
+            q1 = q + 1
     with nogil:
-        # each (n, oh) owns the output row y[n, oh]
-        for t in prange(y.shape[0] * OH, schedule="static"):
+        # each (n, r) owns the output row y[n, r]
+        for t in prange(y.shape[0] * OH, schedule="static", num_threads=xe.shape[0]):
             n = t // OH
-            oh = t - n * OH
-            for ow in range(OW):
-                yp = &y[n, oh, ow, 0]
-                memset(yp, 0, O * sizeof(floating))
-                for i in range(KH):
-                    ih = oh * sh - pt + i * dil_h
-                    if ih < 0 or ih >= H:
-                        continue
-                    for j in range(KW):
-                        iw = ow * sw - pl + j * dil_w
-                        if iw < 0 or iw >= W:
+            r = t - n * OH
+            yr = &y[n, r, 0, 0]
+            mi = rn[r]
+            if mi == 0:
+                memset(yr, 0, OW * O * sizeof(floating))
+                continue
+            if expanded:
+                # the rows expanded over all O, xe[a, ci, iw, o] = x[ih_a, iw, (o // Og)*Cg + ci],
+                # then register tiles of pixels x channels, row tap by row tap
+                for a in range(mi):
+                    i = rt[r, a, 1]
+                    e = _expanded_row(&x[n, rt[r, a, 0], 0, 0], n * H + rt[r, a, 0],
+                                      &tags[threadid(), 0], tags.shape[1], &xe[threadid(), 0, 0],
+                                      W, C, Cg, Og, groups)
+                    if q0 < q1:
+                        _vtile(O, q1 - q0, Cg, KW, e + ct[q0, 0, 0] * O, sw * O,
+                               W * O, dil_w * O, &w[i, 0, 0, 0], O, Cg * O, yr + q0 * O, O, a > 0)
+                    for q in range(OW):
+                        m = cn[q]
+                        if q0 <= q < q1:
                             continue
+                        if a == 0:
+                            memset(yr + q * O, 0, O * sizeof(floating))
+                        if m:
+                            _vtile(O, 1, Cg, m, e + ct[q, 0, 0] * O, 0, W * O,
+                                   _step(ct, q, m, 0) * O, &w[i, ct[q, 0, 1], 0, 0], O,
+                                   _step(ct, q, m, 1) * Cg * O, yr + q * O, 0, True)
+                continue
+            # broadcast: columns [q0, q1) in register tiles over every row tap at once (y
+            # written once), the others tap by tap
+            ar = _step(rt, r, mi, 0) * W * C
+            xr = &x[n, rt[r, 0, 0], 0, 0]
+            wr = &w[rt[r, 0, 1], 0, 0, 0]
+            if q0 < q1 and groups == 1 and dil_w == 1:
+                # the taps (j, c) of a row are consecutive in both x and w
+                _tile(O, q1 - q0, mi, KW * C, xr + ct[q0, 0, 0] * C, sw * C, ar, 1, wr,
+                      KW * C * O, O, yr + q0 * O, O, False)
+            elif q0 < q1:
+                for j in range(KW):
+                    for g in range(groups):
+                        _tile(Og, q1 - q0, mi, Cg, xr + ct[q0, j, 0] * C + g * Cg, sw * C, ar, 1,
+                              wr + j * Cg * O + g * Og, KW * Cg * O, O, yr + q0 * O + g * Og, O,
+                              j > 0)
+            for q in range(OW):
+                if q0 <= q < q1:
+                    continue
+                memset(yr + q * O, 0, O * sizeof(floating))
+                for a in range(mi):
+                    for b in range(cn[q]):
                         for g in range(groups):
-                            _gemv_acc(Og, Cg, &x[n, ih, iw, g * Cg], 1, &w[i, j, 0, g * Og], O,
-                                      yp + g * Og)
+                            _bcast(Og, Cg, &x[n, rt[r, a, 0], ct[q, b, 0], g * Cg], 1,
+                                   &w[rt[r, a, 1], ct[q, b, 1], 0, g * Og], O,
+                                   yr + q * O + g * Og)
 
 
-def _backward_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] wt,
-                    floating[:, :, :, ::1] gx, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt,
-                    Py_ssize_t pl, Py_ssize_t dil_h, Py_ssize_t dil_w, Py_ssize_t groups):
-    cdef Py_ssize_t H = gx.shape[1], W = gx.shape[2], C = gx.shape[3], KH = wt.shape[0]
-    cdef Py_ssize_t KW = wt.shape[1], Cg = wt.shape[3], OH = gy.shape[1], OW = gy.shape[2]
-    cdef Py_ssize_t Og = wt.shape[2] // groups
-    cdef Py_ssize_t t, n, oh, ow, i, j, ih, iw, a, b, g
-    cdef floating* gp
+def _backward_input_tdot(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
+                         floating[:, :, :, ::1] gx, rows, cols, Py_ssize_t sw, Py_ssize_t groups):
+    """Few input channels per group, many output channels: each ``gx`` cell is a dot product
+    over the taps and the group's output channels, four cells of a row at a time (stride 1)."""
+    cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
+    cdef const Py_ssize_t[::1] rn = rows[1]
+    cdef const Py_ssize_t[:, :, ::1] ct = cols[0]
+    cdef const Py_ssize_t[::1] cn = cols[1]
+    cdef Py_ssize_t H = gx.shape[1], W = gx.shape[2], C = gx.shape[3], KW = w.shape[1]
+    cdef Py_ssize_t Cg = w.shape[2], O = w.shape[3], OW = gy.shape[2], Og = O // groups
+    cdef Py_ssize_t t, n, r, q, m, mi, ci, g, ar, br, q0 = 0, q1 = 0, P
+    # with stride 1 the columns [q0, q1) read every column tap, each one column further on
+    if sw == 1:
+        for q in range(W):
+            if cn[q] == KW:
+                q0 = q if q0 == q1 else q0
+                q1 = q + 1
     with nogil:
-        # gather: each (n, ih) owns the input row gx[n, ih]
+        # gather: each (n, r) owns the input row gx[n, r]
         for t in prange(gx.shape[0] * H, schedule="static"):
             n = t // H
-            ih = t - n * H
-            for iw in range(W):
-                gp = &gx[n, ih, iw, 0]
+            r = t - n * H
+            mi = rn[r]
+            if mi == 0:
+                memset(&gx[n, r, 0, 0], 0, W * C * sizeof(floating))
+                continue
+            ar = _step(rt, r, mi, 0) * OW * O
+            br = _step(rt, r, mi, 1) * KW * Cg * O
+            q = 0
+            while q < W:
+                m = cn[q]
+                P = q1 - q0 if q == q0 and q0 < q1 else 1
+                if m == 0:
+                    memset(&gx[n, r, q, 0], 0, C * sizeof(floating))
+                else:
+                    for g in range(groups):
+                        for ci in range(Cg):
+                            _tdot(Og, P, mi, m, &gy[n, rt[r, 0, 0], ct[q, 0, 0], g * Og], O, ar,
+                                  _step(ct, q, m, 0) * O, &w[rt[r, 0, 1], ct[q, 0, 1], ci, g * Og],
+                                  br, _step(ct, q, m, 1) * Cg * O, &gx[n, r, q, g * Cg + ci], C)
+                q = q + P
+
+
+def _backward_input_dot(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
+                        floating[:, :, :, ::1] gx, rows, cols, Py_ssize_t groups,
+                        floating[:, :, ::1] acc):
+    """Few input channels per group: ``acc[c, o]`` sums ``gy[o] * w[tap, c, o]`` over the taps,
+    then each group adds up its output channels."""
+    cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
+    cdef const Py_ssize_t[::1] rn = rows[1]
+    cdef const Py_ssize_t[:, :, ::1] ct = cols[0]
+    cdef const Py_ssize_t[::1] cn = cols[1]
+    cdef Py_ssize_t H = gx.shape[1], W = gx.shape[2], Cg = w.shape[2], O = w.shape[3]
+    cdef Py_ssize_t Og = O // groups
+    cdef Py_ssize_t t, n, r, q, a, m, ci, g, k, oh, i, cs, ts
+    cdef floating s
+    cdef floating* ap
+    cdef floating* gp
+    with nogil:
+        # gather: each (n, r) owns the input row gx[n, r]
+        for t in prange(gx.shape[0] * H, schedule="static", num_threads=acc.shape[0]):
+            n = t // H
+            r = t - n * H
+            ap = &acc[threadid(), 0, 0]
+            for q in range(W):
+                memset(ap, 0, Cg * O * sizeof(floating))
+                m = cn[q]
+                if m:
+                    cs = _step(ct, q, m, 0) * O
+                    ts = _step(ct, q, m, 1) * Cg * O
+                    for a in range(rn[r]):
+                        oh = rt[r, a, 0]
+                        i = rt[r, a, 1]
+                        for ci in range(Cg):
+                            _dot(O, m, &gy[n, oh, ct[q, 0, 0], 0], cs, &w[i, ct[q, 0, 1], ci, 0],
+                                 ts, ap + ci * O)
+                gp = &gx[n, r, q, 0]
+                for g in range(groups):
+                    for ci in range(Cg):
+                        s = 0
+                        for k in range(g * Og, (g + 1) * Og):
+                            s = s + ap[ci * O + k]
+                        gp[g * Cg + ci] = s
+
+
+def _backward_input_bcast(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] wt,
+                          floating[:, :, :, ::1] gx, rows, cols, Py_ssize_t groups):
+    cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
+    cdef const Py_ssize_t[::1] rn = rows[1]
+    cdef const Py_ssize_t[:, :, ::1] ct = cols[0]
+    cdef const Py_ssize_t[::1] cn = cols[1]
+    cdef Py_ssize_t H = gx.shape[1], W = gx.shape[2], C = gx.shape[3], Cg = wt.shape[3]
+    cdef Py_ssize_t Og = wt.shape[2] // groups
+    cdef Py_ssize_t t, n, r, q, a, b, g, oh, i
+    cdef floating* gp
+    with nogil:
+        # gather: each (n, r) owns the input row gx[n, r]
+        for t in prange(gx.shape[0] * H, schedule="static"):
+            n = t // H
+            r = t - n * H
+            for q in range(W):
+                gp = &gx[n, r, q, 0]
                 memset(gp, 0, C * sizeof(floating))
-                for i in range(KH):
-                    a = ih + pt - i * dil_h
-                    if a < 0 or a % sh:
-                        continue
-                    oh = a // sh
-                    if oh >= OH:
-                        continue
-                    for j in range(KW):
-                        b = iw + pl - j * dil_w
-                        if b < 0 or b % sw:
-                            continue
-                        ow = b // sw
-                        if ow >= OW:
-                            continue
+                for a in range(rn[r]):
+                    oh = rt[r, a, 0]
+                    i = rt[r, a, 1]
+                    for b in range(cn[q]):
                         for g in range(groups):
-                            _gemv_acc(Cg, Og, &gy[n, oh, ow, g * Og], 1, &wt[i, j, g * Og, 0], Cg,
-                                      gp + g * Cg)
+                            _bcast(Cg, Og, &gy[n, oh, ct[q, b, 0], g * Og], 1,
+                                   &wt[i, ct[q, b, 1], g * Og, 0], Cg, gp + g * Cg)
 
 
 def _backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
-                     floating[:, :, :, ::1] gw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt,
-                     Py_ssize_t pl, Py_ssize_t dil_h, Py_ssize_t dil_w, Py_ssize_t groups):
-    cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3], KW = gw.shape[1]
-    cdef Py_ssize_t Cg = gw.shape[2], O = gw.shape[3], OH = gy.shape[1], OW = gy.shape[2]
-    cdef Py_ssize_t Og = O // groups, blocks = (Cg + BLOCK - 1) // BLOCK
-    cdef Py_ssize_t t, n, oh, i, j, ih, g, c, c0, c1, lo, hi
+                     floating[:, :, :, :, ::1] parts, rows, Py_ssize_t sw, Py_ssize_t pl,
+                     Py_ssize_t dil_w, Py_ssize_t groups, floating[:, :, ::1] xe,
+                     Py_ssize_t[:, ::1] tags, bint expanded):
+    """``parts[thread]`` += the weight gradient of the output rows that thread ran: register
+    tiles of taps x output channels summed over a row's output columns."""
+    cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
+    cdef const Py_ssize_t[::1] rn = rows[1]
+    cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3], KW = parts.shape[2]
+    cdef Py_ssize_t Cg = parts.shape[3], O = parts.shape[4], OH = gy.shape[1], OW = gy.shape[2], Og = O // groups
+    cdef Py_ssize_t t, n, r, a, i, ih, j, ci, g, lo, hi, tid, part, lo_all = 0, hi_all
+    cdef bint merged = not expanded and groups == 1 and dil_w == 1
+    cdef floating* e = NULL
+    cdef floating* ec
+    # reach[j] = [lo, hi): the output columns whose tap j reads a real input column;
+    # [lo_all, hi_all): those of every tap
+    cdef Py_ssize_t[:, ::1] reach = np.zeros((KW, 2), np.intp)
+    for j in range(KW):
+        lo = _ceil_div(pl - j * dil_w, sw)
+        reach[j, 0] = lo
+        reach[j, 1] = max(lo, min(OW, _ceil_div(W + pl - j * dil_w, sw)))
+        lo_all = max(lo_all, lo)
+    hi_all = min([reach[j, 1] for j in range(KW)])
     with nogil:
-        # each (i, j, block of input channels) owns the weight rows gw[i, j, c0:c1]
-        for t in prange(gw.shape[0] * KW * blocks, schedule="static"):
-            i = t // (KW * blocks)
-            j = t // blocks - i * KW
-            c0 = (t - (i * KW + j) * blocks) * BLOCK
-            c1 = min(c0 + BLOCK, Cg)
-            memset(&gw[i, j, c0, 0], 0, (c1 - c0) * O * sizeof(floating))
-            # the output columns [lo, hi) whose tap j reads a real input column
-            lo = _ceil_div(pl - j * dil_w, sw)
-            hi = min(_ceil_div(W + pl - j * dil_w, sw), OW)
-            if lo >= hi:
-                continue
-            for n in range(x.shape[0]):
-                for oh in range(OH):
-                    ih = oh * sh - pt + i * dil_h
-                    if ih < 0 or ih >= H:
-                        continue
-                    # the block's channels reuse this stretch of gy from cache
-                    for g in range(groups):
-                        for c in range(c0, c1):
-                            _gemv_acc(Og, hi - lo,
-                                      &x[n, ih, lo * sw - pl + j * dil_w, g * Cg + c], sw * C,
-                                      &gy[n, oh, lo, g * Og], O, &gw[i, j, c, g * Og])
+        for t in prange(gy.shape[0] * OH, schedule="static", num_threads=parts.shape[0]):
+            n = t // OH
+            r = t - n * OH
+            tid = threadid()
+            for a in range(rn[r]):
+                ih = rt[r, a, 0]
+                i = rt[r, a, 1]
+                if expanded:
+                    # the row expanded over all O: e[ci, iw, o] = x[ih, iw, (o // Og)*Cg + ci]
+                    e = _expanded_row(&x[n, ih, 0, 0], n * H + ih, &tags[tid, 0], tags.shape[1],
+                                      &xe[tid, 0, 0], W, C, Cg, Og, groups)
+                for ci in range(Cg if expanded else 1):
+                    if expanded:
+                        ec = e + ci * W * O
+                        if lo_all < hi_all:
+                            _vtile(O, KW, 1, hi_all - lo_all, ec + (lo_all * sw - pl) * O,
+                                   dil_w * O, 0, sw * O, &gy[n, r, lo_all, 0], 0, O,
+                                   &parts[tid, i, 0, ci, 0], Cg * O, True)
+                    elif merged and lo_all < hi_all:
+                        # the taps (j, c) are consecutive in x and in gw
+                        _tile(O, KW * C, 1, hi_all - lo_all, &x[n, ih, lo_all * sw - pl, 0], 1,
+                              0, sw * C, &gy[n, r, lo_all, 0], 0, O, &parts[tid, i, 0, 0, 0], O,
+                              True)
+                    for j in range(KW):
+                        for part in range(3):
+                            # the columns of tap j before, inside and after [lo_all, hi_all)
+                            lo = reach[j, 0]
+                            hi = reach[j, 1]
+                            if lo_all < hi_all:
+                                if part == 0:
+                                    hi = min(hi, lo_all)
+                                elif part == 2:
+                                    lo = max(lo, hi_all)
+                                elif expanded or merged:
+                                    hi = 0
+                                else:
+                                    lo = lo_all
+                                    hi = hi_all
+                            elif part:
+                                hi = 0
+                            if lo >= hi:
+                                continue
+                            if expanded:
+                                _vtile(O, 1, 1, hi - lo, ec + (lo * sw - pl + j * dil_w) * O, 0,
+                                       0, sw * O, &gy[n, r, lo, 0], 0, O,
+                                       &parts[tid, i, j, ci, 0], 0, True)
+                                continue
+                            for g in range(groups):
+                                _tile(Og, Cg, 1, hi - lo,
+                                      &x[n, ih, lo * sw - pl + j * dil_w, g * Cg], 1, 0, sw * C,
+                                      &gy[n, r, lo, g * Og], 0, O, &parts[tid, i, j, 0, g * Og],
+                                      O, True)

@@ -1,16 +1,20 @@
 """Depthwise 2-D convolution (groups == C, depth multiplier M), NHWC (``kernels/README.md``).
 
 Weights are ``w[KH, KW, 1, C*M]``: output channel ``c*M + m`` reads input channel ``c``. Each
-public function checks its arguments in plain Python, lists the filter taps that reach a real
-cell along each axis (padded cells read as zeros and are skipped), then runs a fused
-(float32/float64) kernel without the GIL, in parallel over rows of the output.
+public function checks its arguments in plain Python, takes the filter taps that reach a real
+cell along each axis from ``_taps`` (padded cells read as zeros and are skipped), then runs a
+fused (float32/float64) kernel without the GIL, in parallel over rows of the output.
 
 The forward pass and the input gradient are the same gather: every cell of ``out`` sums
-``src * w`` over its taps (``src`` = x or gy). With ``M == 1`` the inner loops are ``fc_dot``:
-multiply-adds over the contiguous channels, three taps (or, for the weight gradient, three
-pixels) per pass over the output. With GCC on x86-64 it is compiled twice, for AVX2+FMA (chosen
-at run time when the CPU has them) and for the build's baseline (SSE2 unless
-``FASTCONV_NATIVE=1``). ``M > 1`` runs plain loops, tap by tap.
+``src * w`` over its taps (``src`` = x or gy). With ``M == 1`` a task is one output row: for
+each block of 8 float32 (4 float64) channels, one 32-byte vector, and each run of columns that
+share their taps (``_taps.runs``), up to 3x3 taps' weights sit in registers while the run's
+pixels each sum their taps in a register and store once (the bias is the start value); the
+weight gradient keeps up to 3x3 tap sums in registers over a run. A block's reads are strided
+(one vector per pixel), which the hardware prefetchers miss: once per cache line of channels a
+task prefetches that line of the next task's source rows and output row. With GCC on x86-64
+these kernels are compiled twice, for AVX2+FMA (chosen at run time when the CPU has them) and
+for the build's baseline (SSE2 unless ``FASTCONV_NATIVE=1``). ``M > 1`` runs plain loops.
 """
 import numpy as np
 
@@ -20,7 +24,7 @@ from libc.string cimport memset
 
 from fastconv.kernels.cython.threads import get_max_threads
 from fastconv.kernels import _checks
-from fastconv.kernels._taps import taps as _taps
+from fastconv.kernels._taps import taps as _taps, runs as _runs
 
 cdef extern from *:
     """
@@ -31,50 +35,176 @@ cdef extern from *:
     #else
     #define FC_CLONES
     #endif
-    /* out[k] += sum over i < count of a[i*a_step + k] * b[i*b_step + k], for k < n; three terms
-       per pass over out where there are three */
-    #define FC_DOT(T)                                                                        \
-    FC_CLONES static void fc_dot_##T(Py_ssize_t n, Py_ssize_t count, const T* a,            \
-                                     Py_ssize_t a_step, const T* b, Py_ssize_t b_step,      \
-                                     T* out) {                                              \
-        Py_ssize_t i = 0;                                                                   \
-        for (; i + 3 <= count; i += 3) {                                                    \
-            const T *a0 = a + i * a_step, *a1 = a0 + a_step, *a2 = a1 + a_step;             \
-            const T *b0 = b + i * b_step, *b1 = b0 + b_step, *b2 = b1 + b_step;             \
-            _Pragma("GCC unroll 2")                                                         \
-            for (Py_ssize_t k = 0; k < n; k++)                                              \
-                out[k] += a0[k] * b0[k] + a1[k] * b1[k] + a2[k] * b2[k];                    \
-        }                                                                                   \
-        for (; i < count; i++) {                                                            \
-            const T* ai = a + i * a_step;                                                   \
-            const T* bi = b + i * b_step;                                                   \
-            _Pragma("GCC unroll 4")                                                         \
-            for (Py_ssize_t k = 0; k < n; k++)                                              \
-                out[k] += ai[k] * bi[k];                                                    \
-        }                                                                                   \
+    #define FC_INLINE static inline __attribute__((always_inline))
+    /* 32-byte vectors with element alignment: unaligned loads and stores */
+    typedef float fc_vf __attribute__((vector_size(32), aligned(4), may_alias));
+    typedef double fc_vd __attribute__((vector_size(32), aligned(8), may_alias));
+    #define FC_LOC 2  /* prefetch into L2 */
+    #define FC_PFM(T) (64 / sizeof(T) - 1)
+    #define FC_MIN(a, b) ((a) < (b) ? (a) : (b))
+
+    /* A run (kernels/_taps.py): pixels q = q0 + i*qs (i < nq) of the output row out, pixel i
+       reading the cells cell0 + i*cs + t*ts of the source rows, t < ntaps, taps tap0 + t*js. */
+    #define FC_RUN(r) Py_ssize_t q0 = r[0], qs = r[1] * C, nq = r[2], cell0 = r[3], cs = r[4] * C, \\
+        tap0 = r[5], js = r[6] * C, ts = r[7] * C; (void)q0; (void)cell0; (void)tap0
+
+    /* out[q] (+)= sum over the RA x CA taps (row a, column t0 + t) of src[a] * w[a]; vector or
+       scalar V of T, channel offset c. first: start from bias (or 0) instead of out. */
+    #define FC_PASS(T, V, NAME)                                                               \\
+    FC_INLINE void NAME(Py_ssize_t C, Py_ssize_t c, const Py_ssize_t* r, Py_ssize_t t0,      \\
+                        const int RA, const int CA, int first, const T* const* src,          \\
+                        const T* const* w, const T* bias, T* out) {                          \\
+        FC_RUN(r);                                                                            \\
+        V wv[3][3], b = {0};                                                                  \\
+        const T* s[3];                                                                        \\
+        _Pragma("GCC unroll 3") for (int a = 0; a < RA; a++) {                                \\
+            s[a] = src[a] + cell0 * C + t0 * ts + c;                                          \\
+            _Pragma("GCC unroll 3") for (int t = 0; t < CA; t++)                              \\
+                wv[a][t] = *(const V*)(w[a] + tap0 * C + (t0 + t) * js + c);                  \\
+        }                                                                                     \\
+        if (bias) b = *(const V*)(bias + c);                                                  \\
+        T* o = out + q0 * C + c;                                                              \\
+        for (Py_ssize_t i = 0; i < nq; i++, o += qs) {                                        \\
+            const Py_ssize_t off = i * cs;                                                    \\
+            V acc = first ? b : *(V*)o;                                                       \\
+            _Pragma("GCC unroll 3") for (int a = 0; a < RA; a++) {                            \\
+                V sum = *(const V*)(s[a] + off) * wv[a][0];                                   \\
+                _Pragma("GCC unroll 3") for (int t = 1; t < CA; t++)                          \\
+                    sum += *(const V*)(s[a] + off + t * ts) * wv[a][t];                       \\
+                acc += sum;                                                                   \\
+            }                                                                                 \\
+            *(V*)o = acc;                                                                     \\
+        }                                                                                     \\
+    }                                                                                         \\
+    /* g[a][tap] += sum over the run's pixels of src[a] * gy[q], the same RA x CA taps */     \\
+    FC_INLINE void NAME##_w(Py_ssize_t C, Py_ssize_t c, const Py_ssize_t* r, Py_ssize_t t0,  \\
+                            const int RA, const int CA, const T* const* src, const T* gy,    \\
+                            T* const* g) {                                                    \\
+        FC_RUN(r);                                                                            \\
+        V acc[3][3];                                                                          \\
+        const T* s[3];                                                                        \\
+        _Pragma("GCC unroll 3") for (int a = 0; a < RA; a++) {                                \\
+            s[a] = src[a] + cell0 * C + t0 * ts + c;                                          \\
+            _Pragma("GCC unroll 3") for (int t = 0; t < CA; t++) acc[a][t] = (V){0};          \\
+        }                                                                                     \\
+        const T* d = gy + q0 * C + c;                                                         \\
+        for (Py_ssize_t i = 0; i < nq; i++, d += qs) {                                        \\
+            const Py_ssize_t off = i * cs;                                                    \\
+            const V dv = *(const V*)d;                                                        \\
+            _Pragma("GCC unroll 3") for (int a = 0; a < RA; a++)                              \\
+                _Pragma("GCC unroll 3") for (int t = 0; t < CA; t++)                          \\
+                    acc[a][t] += *(const V*)(s[a] + off + t * ts) * dv;                       \\
+        }                                                                                     \\
+        _Pragma("GCC unroll 3") for (int a = 0; a < RA; a++)                                  \\
+            _Pragma("GCC unroll 3") for (int t = 0; t < CA; t++)                              \\
+                *(V*)(g[a] + tap0 * C + (t0 + t) * js + c) += acc[a][t];                      \\
+    }                                                                                         \\
+    /* every run of one channel offset c: taps in tiles of at most 3 x 3 */                   \\
+    FC_INLINE void NAME##_row(Py_ssize_t C, Py_ssize_t c, Py_ssize_t nr, const T* const* src,\\
+                              const T* const* w, const Py_ssize_t* runs, Py_ssize_t nruns,   \\
+                              const T* bias, T* out, const T* gy, T* const* g) {             \\
+        for (const Py_ssize_t* r = runs; r < runs + 9 * nruns; r += 9) {                      \\
+            if (!gy && (nr == 0 || r[8] == 0)) {                                              \\
+                V b = {0};                                                                    \\
+                if (bias) b = *(const V*)(bias + c);                                          \\
+                for (Py_ssize_t i = 0; i < r[2]; i++) *(V*)(out + (r[0] + i * r[1]) * C + c) = b;\\
+                continue;                                                                     \\
+            }                                                                                 \\
+            for (Py_ssize_t a0 = 0; a0 < nr; a0 += 3)                                         \\
+                for (Py_ssize_t t0 = 0; t0 < r[8]; t0 += 3) {                                 \\
+                    const int ra = FC_MIN(3, nr - a0), ca = FC_MIN(3, r[8] - t0);             \\
+                    const int first = a0 == 0 && t0 == 0;                                     \\
+                    switch (gy ? 16 + ra * 4 + ca : ra * 4 + ca) {                            \\
+                    FC_CASES(NAME)                                                            \\
+                    }                                                                         \\
+                }                                                                             \\
+        }                                                                                     \\
     }
-    FC_DOT(float)
-    FC_DOT(double)
+    #define FC_CASE(NAME, RA, CA)                                                              \\
+        case RA * 4 + CA:                                                                     \\
+            NAME(C, c, r, t0, RA, CA, first, src + a0, w + a0, bias, out); break;             \\
+        case 16 + RA * 4 + CA:                                                                \\
+            NAME##_w(C, c, r, t0, RA, CA, src + a0, gy, g + a0); break;
+    #define FC_CASES(NAME) FC_CASE(NAME, 1, 1) FC_CASE(NAME, 1, 2) FC_CASE(NAME, 1, 3)        \\
+        FC_CASE(NAME, 2, 1) FC_CASE(NAME, 2, 2) FC_CASE(NAME, 2, 3)                           \\
+        FC_CASE(NAME, 3, 1) FC_CASE(NAME, 3, 2) FC_CASE(NAME, 3, 3)
+
+    /* One task, M == 1: the output row out (gy == NULL: forward pass or input gradient, out
+       overwritten) or the weight gradient of the output row gy (g: the thread's gw, added to).
+       Row tap a < nr reads the source row src + rt[2a] * src_row and the weight row
+       w (g) + rt[2a + 1] * w_row. */
+    #define FC_DW(T, V)                                                                       \\
+    FC_PASS(T, V, fc_dw_vec_##T)                                                              \\
+    FC_PASS(T, T, fc_dw_one_##T)                                                              \\
+    FC_CLONES static void fc_dw_##T(Py_ssize_t C, Py_ssize_t nr, const Py_ssize_t* rt,       \\
+                                    const T* src, Py_ssize_t src_row, const T* w, T* g,      \\
+                                    Py_ssize_t w_row, const Py_ssize_t* runs,                \\
+                                    Py_ssize_t nruns, const T* bias, T* out, const T* gy,    \\
+                                    const T* pf, Py_ssize_t pf_n, Py_ssize_t pf_step,        \\
+                                    const T* pfo, Py_ssize_t ow) {                            \\
+        const T* sp[nr > 0 ? nr : 1];                                                         \\
+        const T* wp[nr > 0 ? nr : 1];                                                         \\
+        T* gp[nr > 0 ? nr : 1];                                                               \\
+        for (Py_ssize_t a = 0; a < nr; a++) {                                                 \\
+            sp[a] = src + rt[2 * a] * src_row;                                                \\
+            wp[a] = w ? w + rt[2 * a + 1] * w_row : 0;                                        \\
+            gp[a] = g ? g + rt[2 * a + 1] * w_row : 0;                                        \\
+        }                                                                                     \\
+        const Py_ssize_t L = sizeof(V) / sizeof(T), sw = src_row / C;                         \\
+        Py_ssize_t c = 0;                                                                     \\
+        for (; c + L <= C; c += L) {                                                          \\
+            if ((c & FC_PFM(T)) == 0) {                                                       \\
+                for (Py_ssize_t a = 0; a < pf_n; a++)                                         \\
+                    for (Py_ssize_t k = 0; k < sw; k++)                                       \\
+                        __builtin_prefetch(pf + a * pf_step + k * C + c, 0, FC_LOC);          \\
+                for (Py_ssize_t k = 0; pfo && k < ow; k++)                                    \\
+                    if (gy) __builtin_prefetch(pfo + k * C + c, 0, FC_LOC);                   \\
+                    else __builtin_prefetch(pfo + k * C + c, 1, FC_LOC);                      \\
+            }                                                                                 \\
+            fc_dw_vec_##T##_row(C, c, nr, sp, wp, runs, nruns, bias, out, gy, gp);            \\
+        }                                                                                     \\
+        for (; c < C; c++)                                                                    \\
+            fc_dw_one_##T##_row(C, c, nr, sp, wp, runs, nruns, bias, out, gy, gp);            \\
+    }
+    FC_DW(float, fc_vf)
+    FC_DW(double, fc_vd)
     """
-    void fc_dot_float(Py_ssize_t n, Py_ssize_t count, const float* a, Py_ssize_t a_step,
-                      const float* b, Py_ssize_t b_step, float* out) noexcept nogil
-    void fc_dot_double(Py_ssize_t n, Py_ssize_t count, const double* a, Py_ssize_t a_step,
-                       const double* b, Py_ssize_t b_step, double* out) noexcept nogil
+    void fc_dw_float(Py_ssize_t C, Py_ssize_t nr, const Py_ssize_t* rt, const float* src,
+                     Py_ssize_t src_row, const float* w, float* g, Py_ssize_t w_row,
+                     const Py_ssize_t* runs, Py_ssize_t nruns, const float* bias, float* out,
+                     const float* gy, const float* pf, Py_ssize_t pf_n, Py_ssize_t pf_step,
+                     const float* pfo, Py_ssize_t ow) noexcept nogil
+    void fc_dw_double(Py_ssize_t C, Py_ssize_t nr, const Py_ssize_t* rt, const double* src,
+                      Py_ssize_t src_row, const double* w, double* g, Py_ssize_t w_row,
+                      const Py_ssize_t* runs, Py_ssize_t nruns, const double* bias, double* out,
+                      const double* gy, const double* pf, Py_ssize_t pf_n, Py_ssize_t pf_step,
+                      const double* pfo, Py_ssize_t ow) noexcept nogil
 
 
-def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w):
+def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, b=None):
     """``y[n, oh, ow, c*M + m]`` = sum over taps ``(i, j)`` of
-    ``x[n, oh*sh - pt + i*dil_h, ow*sw - pl + j*dil_w, c] * w[i, j, 0, c*M + m]``.
+    ``x[n, oh*sh - pt + i*dil_h, ow*sw - pl + j*dil_w, c] * w[i, j, 0, c*M + m]`` (+ ``b[c*M + m]``).
 
-    x ``(N, H, W, C)``, w ``(KH, KW, 1, C*M)``, y ``(N, OH, OW, C*M)`` (overwritten).
+    x ``(N, H, W, C)``, w ``(KH, KW, 1, C*M)``, y ``(N, OH, OW, C*M)`` (overwritten), b ``(C*M,)``
+    or None.
     """
     op = "depthwise.forward"
-    _checks.arrays(op, {"x": (x, 4), "w": (w, 4)}, {"y": (y, 4)})
+    ins = {"x": (x, 4), "w": (w, 4)}
+    if b is not None:
+        ins["b"] = (b, 1)
+    _checks.arrays(op, ins, {"y": (y, 4)})
     m, (sh, sw, pt, pl, dil_h, dil_w) = _checks.depthwise(op, x, w, y, "x", "y",
                                                           sh, sw, pt, pl, dil_h, dil_w)
-    if y.size:
-        _gather(x, w, y, _taps(y.shape[1], w.shape[0], sh, pt, dil_h, x.shape[1], False),
-                _taps(y.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False), m, False)
+    if b is not None:
+        _checks.shape(op, "b", b, (w.shape[3],))
+    if not y.size:
+        return
+    rows = _taps(y.shape[1], w.shape[0], sh, pt, dil_h, x.shape[1], False)
+    if m == 1:
+        _gather_1(x, w, y, rows, _runs(y.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False), b)
+    else:
+        _gather_m(x, w, y, rows, _taps(y.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False),
+                  m, False, b)
 
 
 def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w):
@@ -83,9 +213,15 @@ def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w):
     _checks.arrays(op, {"gy": (gy, 4), "w": (w, 4)}, {"gx": (gx, 4)})
     m, (sh, sw, pt, pl, dil_h, dil_w) = _checks.depthwise(op, gx, w, gy, "gx", "gy",
                                                           sh, sw, pt, pl, dil_h, dil_w)
-    if gx.size:
-        _gather(gy, w, gx, _taps(gx.shape[1], w.shape[0], sh, pt, dil_h, gy.shape[1], True),
-                _taps(gx.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True), m, True)
+    if not gx.size:
+        return
+    rows = _taps(gx.shape[1], w.shape[0], sh, pt, dil_h, gy.shape[1], True)
+    if m == 1:
+        _gather_1(gy, w, gx, rows, _runs(gx.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True),
+                  None)
+    else:
+        _gather_m(gy, w, gx, rows, _taps(gx.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True),
+                  m, True, None)
 
 
 def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w):
@@ -98,33 +234,83 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w):
     # the same sums in the same order on every call (a dynamic schedule made runs differ)
     parts = np.zeros((max(1, get_max_threads()),) + gw.shape, gw.dtype)
     if gy.size:
-        _backward_weight(gy, x, parts,
-                         _taps(gy.shape[1], gw.shape[0], sh, pt, dil_h, x.shape[1], False),
-                         _taps(gy.shape[2], gw.shape[1], sw, pl, dil_w, x.shape[2], False),
-                         m, sw, pl, dil_w)
+        rows = _taps(gy.shape[1], gw.shape[0], sh, pt, dil_h, x.shape[1], False)
+        if m == 1:
+            _backward_weight_1(gy, x, parts, rows,
+                               _runs(gy.shape[2], gw.shape[1], sw, pl, dil_w, x.shape[2], False))
+        else:
+            _backward_weight_m(gy, x, parts, rows,
+                               _taps(gy.shape[2], gw.shape[1], sw, pl, dil_w, x.shape[2], False), m)
     np.sum(parts, axis=0, out=gw)
 
 
 # ------------------------------------------------------------------------------------ kernels
-cdef inline void _madd(Py_ssize_t count, Py_ssize_t C, Py_ssize_t M, const floating* a,
-                       Py_ssize_t a_step, const floating* b, Py_ssize_t b_step,
+cdef inline void _dw(Py_ssize_t t, const Py_ssize_t[:, :, ::1] rt, const Py_ssize_t[::1] rn,
+                     const floating[:, :, :, ::1] src, const floating* w, floating* g,
+                     Py_ssize_t w_row, const Py_ssize_t[:, ::1] runs, const floating* bias,
+                     floating* out, const floating* gy, Py_ssize_t tasks,
+                     Py_ssize_t ow) noexcept nogil:
+    """Task ``t`` < ``tasks``: the output row ``(n, r)`` of ``out`` (or of ``gy``, for the weight
+    gradient; rows of ``ow`` pixels), prefetching the next task's source rows and output row."""
+    cdef Py_ssize_t OH = rt.shape[0], n = t // OH, r = t - n * OH, C = src.shape[3]
+    cdef Py_ssize_t r1 = (t + 1) % OH, n1 = (t + 1) // OH, row = src.shape[2] * C
+    cdef Py_ssize_t pf_n = rn[r1] if t + 1 < tasks else 0
+    cdef const floating* sp = &src[n, 0, 0, 0] if rn[r] else NULL
+    cdef const floating* pf = &src[n1, rt[r1, 0, 0], 0, 0] if pf_n else NULL
+    cdef Py_ssize_t pf_step = (rt[r1, 1, 0] - rt[r1, 0, 0]) * row if pf_n > 1 else 0
+    cdef const floating* pfo = NULL
+    if t + 1 < tasks:
+        pfo = gy + (t + 1) * ow * C if gy else out + (t + 1) * ow * C
+    if floating is float:
+        fc_dw_float(C, rn[r], &rt[r, 0, 0], sp, row, w, g, w_row, &runs[0, 0], runs.shape[0], bias,
+                    out + t * ow * C if out else NULL, gy + t * ow * C if gy else NULL,
+                    pf, pf_n, pf_step, pfo, ow)
+    else:
+        fc_dw_double(C, rn[r], &rt[r, 0, 0], sp, row, w, g, w_row, &runs[0, 0], runs.shape[0],
+                     bias, out + t * ow * C if out else NULL, gy + t * ow * C if gy else NULL,
+                     pf, pf_n, pf_step, pfo, ow)
+
+
+def _gather_1(const floating[:, :, :, ::1] src, const floating[:, :, :, ::1] w,
+              floating[:, :, :, ::1] out, rows, const Py_ssize_t[:, ::1] runs, b):
+    """M == 1: ``out[n, r]`` (+ b) for every row ``r`` of every image, the row taps ``rows[r]``,
+    the column runs ``runs``."""
+    cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
+    cdef const Py_ssize_t[::1] rn = rows[1]
+    cdef const floating[::1] bv
+    cdef const floating* bp = NULL
+    if b is not None:
+        bv = b
+        bp = &bv[0]
+    cdef Py_ssize_t t, tasks = out.shape[0] * out.shape[1]
+    with nogil:
+        # each (n, r) owns the row out[n, r]; contiguous blocks of rows share source rows
+        for t in prange(tasks, schedule="static"):
+            _dw(t, rt, rn, src, &w[0, 0, 0, 0], NULL, w.shape[1] * w.shape[3], runs, bp,
+                &out[0, 0, 0, 0], NULL, tasks, out.shape[2])
+
+
+def _backward_weight_1(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
+                       floating[:, :, :, :, ::1] parts, rows, const Py_ssize_t[:, ::1] runs):
+    """M == 1: ``parts[thread]`` += the weight gradient of the output rows that thread ran."""
+    cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
+    cdef const Py_ssize_t[::1] rn = rows[1]
+    cdef Py_ssize_t t, tasks = gy.shape[0] * gy.shape[1]
+    with nogil:
+        for t in prange(tasks, schedule="static", num_threads=parts.shape[0]):
+            _dw(t, rt, rn, x, NULL, &parts[threadid(), 0, 0, 0, 0], parts.shape[2] * x.shape[3],
+                runs, NULL, NULL, &gy[0, 0, 0, 0], tasks, gy.shape[2])
+
+
+cdef inline void _madd(Py_ssize_t C, Py_ssize_t M, const floating* a, const floating* b,
                        floating* out) noexcept nogil:
-    """``out[c*M + m] += a[i*a_step + c] * b[i*b_step + c*M + m]`` summed over ``i < count``."""
-    cdef Py_ssize_t i, c, m
-    cdef const floating* bi
+    """``out[c*M + m] += a[c] * b[c*M + m]``."""
+    cdef Py_ssize_t c, m
     cdef floating v
-    if M == 1:
-        if floating is float:
-            fc_dot_float(C, count, a, a_step, b, b_step, out)
-        else:
-            fc_dot_double(C, count, a, a_step, b, b_step, out)
-        return
-    for i in range(count):
-        bi = b + i * b_step
-        for c in range(C):
-            v = a[i * a_step + c]
-            for m in range(M):
-                out[c * M + m] += v * bi[c * M + m]
+    for c in range(C):
+        v = a[c]
+        for m in range(M):
+            out[c * M + m] += v * b[c * M + m]
 
 
 cdef inline void _dot_add(Py_ssize_t C, Py_ssize_t M, const floating* a, const floating* b,
@@ -139,84 +325,63 @@ cdef inline void _dot_add(Py_ssize_t C, Py_ssize_t M, const floating* a, const f
         out[c] += s
 
 
-def _gather(const floating[:, :, :, ::1] src, const floating[:, :, :, ::1] w,
-            floating[:, :, :, ::1] out, rows, cols, Py_ssize_t M, bint adjoint):
-    """``out[n, r, q]`` = sum over the taps ``rows[r]`` x ``cols[q]`` of ``src * w``: the forward
-    pass (src = x, out = y) or, ``adjoint``, the input gradient (src = gy, out = gx)."""
+def _gather_m(const floating[:, :, :, ::1] src, const floating[:, :, :, ::1] w,
+              floating[:, :, :, ::1] out, rows, cols, Py_ssize_t M, bint adjoint, b):
+    """M > 1: ``out[n, r, q]`` = sum over the taps ``rows[r]`` x ``cols[q]`` of ``src * w``
+    (+ b): the forward pass (src = x, out = y) or, ``adjoint``, the input gradient (src = gy,
+    out = gx)."""
     cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
     cdef const Py_ssize_t[::1] rn = rows[1]
     cdef const Py_ssize_t[:, :, ::1] ct = cols[0]
     cdef const Py_ssize_t[::1] cn = cols[1]
+    cdef const floating[::1] bv
+    cdef const floating* bp = NULL
+    if b is not None:
+        bv = b
+        bp = &bv[0]
     cdef Py_ssize_t OH = out.shape[1], OW = out.shape[2], CM = w.shape[3], C = CM // M
-    cdef Py_ssize_t t, n, r, q, a, b
+    cdef Py_ssize_t t, n, r, q, a, k
     cdef const floating* sp
     cdef const floating* wp
     cdef floating* op
     with nogil:
         # each (n, r) owns the row out[n, r]
-        for t in prange(out.shape[0] * OH, schedule="dynamic"):
+        for t in prange(out.shape[0] * OH, schedule="static"):
             n = t // OH
             r = t - n * OH
             for q in range(OW):
                 op = &out[n, r, q, 0]
-                memset(op, 0, out.shape[3] * sizeof(floating))
-                if cn[q] == 0:
-                    continue
+                if bp:
+                    for k in range(out.shape[3]):
+                        op[k] = bp[k]
+                else:
+                    memset(op, 0, out.shape[3] * sizeof(floating))
                 for a in range(rn[r]):
                     sp = &src[n, rt[r, a, 0], 0, 0]
                     wp = &w[rt[r, a, 1], 0, 0, 0]
-                    if M == 1:
-                        # the column taps of one row are evenly spaced: one pass over the channels
-                        b = cn[q] - 1
-                        _madd(cn[q], C, 1, sp + ct[q, 0, 0] * C,
-                              (ct[q, b, 0] - ct[q, 0, 0]) // max(b, 1) * C,
-                              wp + ct[q, 0, 1] * C, (ct[q, b, 1] - ct[q, 0, 1]) // max(b, 1) * C,
-                              op)
-                        continue
-                    for b in range(cn[q]):
+                    for k in range(cn[q]):
                         if adjoint:
-                            _dot_add(C, M, sp + ct[q, b, 0] * CM, wp + ct[q, b, 1] * CM, op)
+                            _dot_add(C, M, sp + ct[q, k, 0] * CM, wp + ct[q, k, 1] * CM, op)
                         else:
-                            _madd(1, C, M, sp + ct[q, b, 0] * C, 0, wp + ct[q, b, 1] * CM, 0, op)
+                            _madd(C, M, sp + ct[q, k, 0] * C, wp + ct[q, k, 1] * CM, op)
 
 
-def _backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
-                     floating[:, :, :, :, ::1] parts, rows, cols, Py_ssize_t M, Py_ssize_t sw,
-                     Py_ssize_t pl, Py_ssize_t dil_w):
-    """``parts[thread]`` += the weight gradient of the output rows that thread ran."""
+def _backward_weight_m(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
+                       floating[:, :, :, :, ::1] parts, rows, cols, Py_ssize_t M):
+    """M > 1: ``parts[thread]`` += the weight gradient of the output rows that thread ran,
+    pixel by pixel (the pixel of gy stays in L1 across the taps)."""
     cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
     cdef const Py_ssize_t[::1] rn = rows[1]
     cdef const Py_ssize_t[:, :, ::1] ct = cols[0]
     cdef const Py_ssize_t[::1] cn = cols[1]
-    cdef Py_ssize_t KW = parts.shape[2], OH = gy.shape[1], OW = gy.shape[2], C = x.shape[3]
-    cdef Py_ssize_t t, n, oh, ow, a, b, j, lo
-    # reach[j] = [lo, hi): the output columns whose tap j reads a real input column (hi = lo = 0
-    # if none)
-    cdef Py_ssize_t[:, ::1] reach = np.zeros((KW, 2), np.intp)
-    for ow in range(OW - 1, -1, -1):
-        for a in range(cn[ow]):
-            j = ct[ow, a, 1]
-            reach[j, 0] = ow
-            if reach[j, 1] == 0:
-                reach[j, 1] = ow + 1
+    cdef Py_ssize_t OH = gy.shape[1], OW = gy.shape[2], C = x.shape[3]
+    cdef Py_ssize_t t, n, oh, ow, a, k
     with nogil:
         for t in prange(gy.shape[0] * OH, schedule="static", num_threads=parts.shape[0]):
             n = t // OH
             oh = t - n * OH
-            if M > 1:
-                # pixel by pixel: the pixel of gy stays in L1 across the taps
-                for ow in range(OW):
-                    for a in range(rn[oh]):
-                        for b in range(cn[ow]):
-                            _madd(1, C, M, &x[n, rt[oh, a, 0], ct[ow, b, 0], 0], 0,
-                                  &gy[n, oh, ow, 0], 0,
-                                  &parts[threadid(), rt[oh, a, 1], ct[ow, b, 1], 0, 0])
-                continue
-            # tap by tap, summing the row's output columns three per pass over the channels
-            for a in range(rn[oh]):
-                for j in range(KW):
-                    lo = reach[j, 0]
-                    if lo < reach[j, 1]:
-                        _madd(reach[j, 1] - lo, C, 1,
-                              &x[n, rt[oh, a, 0], lo * sw - pl + j * dil_w, 0], sw * C,
-                              &gy[n, oh, lo, 0], C, &parts[threadid(), rt[oh, a, 1], j, 0, 0])
+            for ow in range(OW):
+                for a in range(rn[oh]):
+                    for k in range(cn[ow]):
+                        _madd(C, M, &x[n, rt[oh, a, 0], ct[ow, k, 0], 0], &gy[n, oh, ow, 0],
+                              &parts[threadid(), rt[oh, a, 1], ct[ow, k, 1], 0, 0])

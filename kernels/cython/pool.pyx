@@ -6,6 +6,11 @@ is the window's first NaN, else its first maximum, scanning rows then columns; i
 goes to the winner only. Each public function checks its arguments in plain Python, then runs
 a fused (float32/float64) kernel without the GIL whose innermost loop runs over channels.
 
+The ``_indices`` pair keeps the winner's offset ``i*kw + j`` in its window (uint8: windows of
+at most 256 cells) so that the backward pass scatters ``gy`` by offset without reading x. The
+loops carry offsets as floating values, so their selects and compares have the width of the
+data and vectorise; an offset that names no real cell of its window matches nothing.
+
 The forward kernels run one task per (image, output row). The backward kernels run one task
 per (image, band of output rows); a task owns the input rows from its first window's first row
 to the next band's first window row (``_own_end``) and gathers the gradient of every window
@@ -20,9 +25,60 @@ from libc.string cimport memset
 
 from fastconv.kernels import _checks
 
-# channels per block of the backward passes' scratch on the stack
+cdef extern from *:
+    """
+    /* target_clones needs GNU ifuncs; Clang and GCC < 12 build the baseline only */
+    #if defined(__x86_64__) && defined(__GLIBC__) && !defined(__clang__) && __GNUC__ >= 12 \\
+        && !defined(__AVX2__)
+    #define FC_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+    #else
+    #define FC_CLONES
+    #endif
+    /* One window's gradient from its offsets: for its ni x nj real cells from gx (cell (i, j)
+       at gx + i*row + j*step, offset k0 + i*kw + j), gx[c] = (or += if add) gy[c] where idx[c]
+       names the cell, for c < n <= 256. Offsets compare as T: same-width lanes. */
+    #define FC_SCATTER(T)                                                                    \\
+    FC_CLONES static void fc_scatter_##T(Py_ssize_t n, const unsigned char* restrict idx,   \\
+                                         const T* restrict gy, T* restrict gx,              \\
+                                         Py_ssize_t ni, Py_ssize_t nj, Py_ssize_t row,      \\
+                                         Py_ssize_t step, Py_ssize_t k0, Py_ssize_t kw,     \\
+                                         int add) {                                         \\
+        T at[256];                                                                          \\
+        for (Py_ssize_t c = 0; c < n; c++)                                                  \\
+            at[c] = idx[c];                                                                 \\
+        for (Py_ssize_t i = 0; i < ni; i++)                                                 \\
+            for (Py_ssize_t j = 0; j < nj; j++) {                                           \\
+                T k = k0 + i * kw + j;                                                      \\
+                T* g = gx + i * row + j * step;                                             \\
+                if (add)                                                                    \\
+                    for (Py_ssize_t c = 0; c < n; c++) {                                    \\
+                        T v = gy[c];                                                        \\
+                        g[c] += at[c] == k ? v : 0;                                         \\
+                    }                                                                       \\
+                else                                                                        \\
+                    for (Py_ssize_t c = 0; c < n; c++) {                                    \\
+                        T v = gy[c];                                                        \\
+                        g[c] = at[c] == k ? v : 0;                                          \\
+                    }                                                                       \\
+            }                                                                               \\
+    }
+    FC_SCATTER(float)
+    FC_SCATTER(double)
+    """
+    void fc_scatter_float(Py_ssize_t n, const unsigned char* idx, const float* gy, float* gx,
+                          Py_ssize_t ni, Py_ssize_t nj, Py_ssize_t row, Py_ssize_t step,
+                          Py_ssize_t k0, Py_ssize_t kw, int add) noexcept nogil
+    void fc_scatter_double(Py_ssize_t n, const unsigned char* idx, const double* gy,
+                           double* gx, Py_ssize_t ni, Py_ssize_t nj, Py_ssize_t row,
+                           Py_ssize_t step, Py_ssize_t k0, Py_ssize_t kw,
+                           int add) noexcept nogil
+
+# channels per block of the scratch on the stack; the backward passes' modes
 cdef enum:
     BLOCK = 256
+    MAX = 0
+    AVG = 1
+    OFFSETS = 2
 
 # backward tasks wanted: whole images per task if the batch gives this many, else bands of
 # output rows (a band re-scans the overlapping windows that straddle its first row)
@@ -62,7 +118,28 @@ def max_backward(x, gy, gx, kh, kw, sh, sw, pt, pl):
     _checks.arrays(op, {"x": (x, 4), "gy": (gy, 4)}, {"gx": (gx, 4)})
     _checks.pool(op, x.shape, gy.shape, "x", "gy", kh, kw, sh, sw, pt, pl)
     _checks.shape(op, "gx", gx, x.shape)
-    _backward(True, x, gy, gx, kh, kw, sh, sw, pt, pl, _band(gy.shape))
+    _backward(MAX, x, None, gy, gx, kh, kw, sh, sw, pt, pl, _band(gy.shape))
+
+
+def max_forward_indices(x, y, idx, kh, kw, sh, sw, pt, pl):
+    """:func:`max_forward`, and ``idx[n, oh, ow, c]`` (uint8, overwritten) = the winner's
+    offset ``i*kw + j`` in its window."""
+    op = "pool.max_forward_indices"
+    _checks.arrays(op, {"x": (x, 4)}, {"y": (y, 4)})
+    kh, kw, sh, sw, pt, pl = _checks.pool(op, x.shape, y.shape, "x", "y", kh, kw, sh, sw, pt, pl)
+    _checks.window_offsets(op, idx, y.shape, kh * kw, {"x": x, "y": y}, output=True)
+    _max_forward_indices(x, y, idx, kh, kw, sh, sw, pt, pl)
+
+
+def max_backward_indices(idx, gy, gx, kh, kw, sh, sw, pt, pl):
+    """Gradient of :func:`max_forward_indices` from its offsets: ``gx`` (overwritten) gets each
+    ``gy`` at the cell ``idx`` names; x is not read."""
+    op = "pool.max_backward_indices"
+    _checks.arrays(op, {"gy": (gy, 4)}, {"gx": (gx, 4)})
+    kh, kw, sh, sw, pt, pl = _checks.pool(op, gx.shape, gy.shape, "gx", "gy", kh, kw, sh, sw,
+                                          pt, pl)
+    _checks.window_offsets(op, idx, gy.shape, kh * kw, {"gx": gx}, output=False)
+    _backward(OFFSETS, gx, idx, gy, gx, kh, kw, sh, sw, pt, pl, _band(gy.shape))
 
 
 def avg_forward(x, y, kh, kw, sh, sw, pt, pl):
@@ -78,7 +155,7 @@ def avg_backward(gy, gx, kh, kw, sh, sw, pt, pl):
     op = "pool.avg_backward"
     _checks.arrays(op, {"gy": (gy, 4)}, {"gx": (gx, 4)})
     _checks.pool(op, gx.shape, gy.shape, "gx", "gy", kh, kw, sh, sw, pt, pl)
-    _backward(False, gx, gy, gx, kh, kw, sh, sw, pt, pl, _band(gy.shape))
+    _backward(AVG, gx, None, gy, gx, kh, kw, sh, sw, pt, pl, _band(gy.shape))
 
 
 def _band(y_shape):
@@ -117,6 +194,61 @@ def _max_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y, Py_ss
                             yp[c] = v if (best == best) & (not v <= best) else best
 
 
+def _max_forward_indices(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
+                         unsigned char[:, :, :, ::1] idx, Py_ssize_t KH, Py_ssize_t KW,
+                         Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl):
+    cdef Py_ssize_t OH = y.shape[1], t, n, oh
+    with nogil:
+        # each (n, oh) owns the output row y[n, oh] and its offsets
+        for t in prange(y.shape[0] * OH, schedule="static"):
+            n = t // OH
+            oh = t - n * OH
+            _argmax_row(&x[n, 0, 0, 0], &y[n, oh, 0, 0], &idx[n, oh, 0, 0], x.shape[1],
+                        x.shape[2], x.shape[3], y.shape[2], KH, KW, sw, pl, oh * sh - pt)
+
+
+cdef void _argmax_row(const floating* x, floating* y, unsigned char* idx, Py_ssize_t H,
+                      Py_ssize_t W, Py_ssize_t C, Py_ssize_t OW, Py_ssize_t KH, Py_ssize_t KW,
+                      Py_ssize_t sw, Py_ssize_t pl, Py_ssize_t h0) noexcept nogil:
+    """One output row (y, idx: ``OW*C``) of the windows from input row ``h0`` of one image
+    (x: ``H*W*C``): each window's winner and its offset."""
+    cdef floating value[BLOCK]
+    cdef floating at[BLOCK]  # the winner's offset
+    cdef Py_ssize_t i0 = max(h0, 0), i1 = min(h0 + KH, H)
+    cdef Py_ssize_t ow, i, j, c, b, c0, nc, w0, j0, j1
+    cdef floating v, f, k
+    cdef bint take
+    cdef const floating* xp
+    for ow in range(OW):
+        w0 = ow * sw - pl
+        j0 = max(w0, 0)
+        j1 = min(w0 + KW, W)
+        for b in range((C + BLOCK - 1) // BLOCK):
+            c0 = b * BLOCK
+            nc = min(BLOCK, C - c0)
+            # the first real cell leads; a later one takes over as in _max_forward
+            xp = x + (i0 * W + j0) * C + c0
+            k = (i0 - h0) * KW + j0 - w0
+            for c in range(nc):
+                value[c] = xp[c]
+                at[c] = k
+            for i in range(i0, i1):
+                for j in range(j0, j1):
+                    if i == i0 and j == j0:
+                        continue
+                    xp = x + (i * W + j) * C + c0
+                    k = (i - h0) * KW + j - w0
+                    for c in range(nc):
+                        v = xp[c]
+                        f = value[c]
+                        take = (f == f) & (not v <= f)
+                        value[c] = v if take else f
+                        at[c] = k if take else at[c]
+            for c in range(nc):
+                y[ow * C + c0 + c] = value[c]
+                idx[ow * C + c0 + c] = <unsigned char>at[c]
+
+
 def _avg_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y, Py_ssize_t KH,
                  Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl):
     cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3]
@@ -145,10 +277,12 @@ def _avg_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y, Py_ss
                     yp[c] /= cells
 
 
-def _backward(bint is_max, const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
+def _backward(int mode, const floating[:, :, :, ::1] x, idx, const floating[:, :, :, ::1] gy,
               floating[:, :, :, ::1] gx, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh,
               Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t band):
-    """Max (``is_max``) or average pooling's gradient; x is unused (gx) for the average."""
+    """The gradient of max pooling from x (``MAX``) or from the offsets ``idx`` (``OFFSETS``),
+    or of average pooling (``AVG``); x is unused (gx) unless ``MAX``, idx unless ``OFFSETS``."""
+    cdef const unsigned char[:, :, :, ::1] offsets = idx
     cdef Py_ssize_t H = gx.shape[1], W = gx.shape[2], C = gx.shape[3]
     cdef Py_ssize_t OH = gy.shape[1], OW = gy.shape[2], bands = (OH + band - 1) // band
     cdef Py_ssize_t t, n, oh
@@ -156,18 +290,20 @@ def _backward(bint is_max, const floating[:, :, :, ::1] x, const floating[:, :, 
         for t in prange(gx.shape[0] * bands, schedule="static"):
             n = t // bands
             oh = (t - n * bands) * band
-            _grad_rows(is_max, &x[n, 0, 0, 0], &gy[n, 0, 0, 0], &gx[n, 0, 0, 0], H, W, C, OH,
-                       OW, KH, KW, sh, sw, pt, pl, oh, min(oh + band, OH))
+            _grad_rows(mode, &x[n, 0, 0, 0], &offsets[n, 0, 0, 0] if mode == OFFSETS else NULL,
+                       &gy[n, 0, 0, 0], &gx[n, 0, 0, 0], H, W, C, OH, OW, KH, KW, sh, sw, pt,
+                       pl, oh, min(oh + band, OH))
 
 
-cdef void _grad_rows(bint is_max, const floating* x, const floating* gy, floating* gx,
-                     Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t OH, Py_ssize_t OW,
-                     Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt,
-                     Py_ssize_t pl, Py_ssize_t oh0, Py_ssize_t oh1) noexcept nogil:
+cdef void _grad_rows(int mode, const floating* x, const unsigned char* idx, const floating* gy,
+                     floating* gx, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t OH,
+                     Py_ssize_t OW, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+                     Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t oh0,
+                     Py_ssize_t oh1) noexcept nogil:
     """The input rows ``[r0, r1)`` of one image owned by the output rows ``[oh0, oh1)``: their
-    gradient from every window that covers them (x, gx: ``H*W*C``, gy: ``OH*OW*C``)."""
-    # per channel: the window's winning value (max) or share of the gradient (average), and
-    # (max) the gradient not yet placed: it goes to the first cell that holds the winner
+    gradient from every window that covers them (x, gx: ``H*W*C``, gy, idx: ``OH*OW*C``)."""
+    # per channel: the window's winning value (MAX) or share of the gradient (AVG), and (MAX)
+    # the gradient not yet placed: it goes to the first cell that holds the winner
     cdef floating value[BLOCK]
     cdef floating pending[BLOCK]
     cdef bint disjoint = sh >= KH and sw >= KW
@@ -175,7 +311,7 @@ cdef void _grad_rows(bint is_max, const floating* x, const floating* gy, floatin
     cdef Py_ssize_t z = r0  # the owned rows before z are zeroed (or written: disjoint)
     cdef Py_ssize_t o, ow, i, j, c, b, c0, nc, h0, w0, i0, i1, j0, j1, e1, row = W * C
     cdef floating f, cells
-    cdef bint hit
+    cdef bint hit, is_max = mode == MAX
     cdef const floating* xp
     cdef const floating* gp
     cdef const floating* src
@@ -201,6 +337,17 @@ cdef void _grad_rows(bint is_max, const floating* x, const floating* gy, floatin
                 c0 = b * BLOCK
                 nc = min(BLOCK, C - c0)
                 gp = gy + (o * OW + ow) * C + c0
+                if mode == OFFSETS:  # the window's owned rows in one call, AVX2 where it can
+                    i = max(i0, r0)
+                    if floating is float:
+                        fc_scatter_float(nc, idx + (o * OW + ow) * C + c0, gp,
+                                         gx + (i * W + j0) * C + c0, min(i1, r1) - i, j1 - j0,
+                                         row, C, (i - h0) * KW + j0 - w0, KW, not disjoint)
+                    else:
+                        fc_scatter_double(nc, idx + (o * OW + ow) * C + c0, gp,
+                                          gx + (i * W + j0) * C + c0, min(i1, r1) - i, j1 - j0,
+                                          row, C, (i - h0) * KW + j0 - w0, KW, not disjoint)
+                    continue
                 if is_max:
                     for c in range(nc):
                         value[c] = -INFINITY

@@ -1,19 +1,31 @@
 """Direct convolution, NHWC activations x HWIO weights, Numba backend (``kernels/README.md``).
 
-Each public function checks its arguments in plain Python, then calls a private kernel that
-Numba compiles on first use (one specialisation per dtype) and caches on disk.
-Padded cells read as zeros; the bottom/right padding is implied by the output size.
+The same algorithm as ``kernels/cython/conv_direct.pyx``: each public function checks its
+arguments in plain Python, lists the filter taps that reach a real cell along each axis
+(``_taps``; padded cells read as zeros and are skipped), then calls a kernel that Numba compiles
+on first use (one specialisation per dtype) and caches on disk. Every kernel runs one static
+range of rows per thread, and every innermost loop runs over contiguous channels, four taps per
+pass over the output: a scalar times a vector (``_acc_b``: many channels per group on the
+output side) or a vector times a vector (``_acc_v``).
+
+Groups with few output channels (``Og < WIDE``) run "expanded": a row of x is copied once per
+input channel ``ci`` into ``xe[ci, iw, o] = x[iw, (o // Og)*Cg + ci]`` (a small per-thread cache
+of rows), so that the loops run over all O output channels at once. The input gradient of few
+input channels per group (``Cg < WIDE``) sums ``gy * w`` per output channel over the taps, then
+adds up each group's channels once per pixel.
 """
 import numba
 import numpy as np
 from numba import prange
 
 from fastconv.kernels import _checks
+from fastconv.kernels._taps import taps as _taps
 
 # error_model="numpy": no ZeroDivisionError checks inside the loops (every divisor is checked
-# positive by the wrapper). No fastmath: it measured no clear gain, and its nnan/ninf flags would
-# break NaN propagation.
+# positive by the wrapper). No fastmath: its nnan/ninf flags would break NaN propagation.
 _JIT = dict(parallel=True, cache=True, nogil=True, error_model="numpy")
+_SERIAL = dict(cache=True, nogil=True, error_model="numpy")
+WIDE = 16   # channels per group below which a side runs vector x vector
 
 
 def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups):
@@ -23,146 +35,310 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups):
     """
     op = "conv_direct.forward"
     _checks.arrays(op, {"x": (x, 4), "w": (w, 4)}, {"y": (y, 4)})
-    geo = _checks.conv(op, x, w, y, "x", "y", sh, sw, pt, pl, dil_h, dil_w, groups)
-    _forward(x, w, y, *geo)
+    sh, sw, pt, pl, dil_h, dil_w, groups = _checks.conv(op, x, w, y, "x", "y", sh, sw, pt, pl,
+                                                        dil_h, dil_w, groups)
+    if y.size:
+        _forward(x, w, y, *_taps(y.shape[1], w.shape[0], sh, pt, dil_h, x.shape[1], False),
+                 *_taps(y.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False), groups,
+                 _slots(w.shape[0], dil_h), numba.get_num_threads())
 
 
 def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups):
     """Gradient of :func:`forward` with respect to x, into ``gx`` ``(N, H, W, C)`` (overwritten)."""
     op = "conv_direct.backward_input"
     _checks.arrays(op, {"gy": (gy, 4), "w": (w, 4)}, {"gx": (gx, 4)})
-    geo = _checks.conv(op, gx, w, gy, "gx", "gy", sh, sw, pt, pl, dil_h, dil_w, groups)
-    _backward_input(gy, w, gx, *geo)
+    sh, sw, pt, pl, dil_h, dil_w, groups = _checks.conv(op, gx, w, gy, "gx", "gy", sh, sw, pt,
+                                                        pl, dil_h, dil_w, groups)
+    if not gx.size:
+        return
+    rows = _taps(gx.shape[1], w.shape[0], sh, pt, dil_h, gy.shape[1], True)
+    cols = _taps(gx.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True)
+    if w.shape[2] < WIDE:
+        _backward_input_dot(gy, w, gx, *rows, *cols, groups, numba.get_num_threads())
+    else:
+        # w as (KH, KW, O, Cg): the innermost loop then runs over contiguous input channels
+        _backward_input_bcast(gy, np.ascontiguousarray(w.transpose(0, 1, 3, 2)), gx, *rows,
+                              *cols, groups, numba.get_num_threads())
 
 
 def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups):
     """Gradient of :func:`forward` with respect to w, into ``gw`` ``(KH, KW, C // groups, O)``."""
     op = "conv_direct.backward_weight"
     _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4)}, {"gw": (gw, 4)})
-    geo = _checks.conv(op, x, gw, gy, "x", "gy", sh, sw, pt, pl, dil_h, dil_w, groups)
-    _backward_weight(gy, x, gw, *geo)
+    sh, sw, pt, pl, dil_h, dil_w, groups = _checks.conv(op, x, gw, gy, "x", "gy", sh, sw, pt,
+                                                        pl, dil_h, dil_w, groups)
+    # a static split of the output rows, one private accumulator per thread, summed at the end
+    # in a fixed order: the same bits on every call
+    parts = np.zeros((numba.get_num_threads(),) + gw.shape, gw.dtype)
+    if gy.size and x.size:
+        _backward_weight(gy, x, parts, *_taps(gy.shape[1], gw.shape[0], sh, pt, dil_h,
+                                              x.shape[1], False),
+                         sw, pl, dil_w, groups, _slots(gw.shape[0], dil_h))
+    np.sum(parts, axis=0, out=gw)
+
+
+def _slots(kh, dil_h):
+    """Rows in the expanded-row cache: more than the span of one output row's row taps."""
+    return (kh - 1) * dil_h + 1
 
 
 # ------------------------------------------------------------------------------------ kernels
-# The innermost loops run over 1-D row views from index 0, which LLVM vectorises; written as 4-D
-# indexing over ``range(g*og, (g+1)*og)`` they did not vectorise (forward 8x slower, measured).
+# The innermost loops run over 1-D views from index 0, which LLVM vectorises.
+
+@numba.njit(**_SERIAL)
+def _acc_b(out, n, a, a0, a_r, a_t, b, b0, b_r, b_t, mi, m):
+    """``out[:n] += sum over r < mi, t < m of a[a0 + r*a_r + t*a_t] * b[b0 + r*b_r + t*b_t:][:n]``."""
+    u, taps = 0, mi * m
+    while u + 4 <= taps:
+        r0, t0 = divmod(u, m)
+        r1, t1 = divmod(u + 1, m)
+        r2, t2 = divmod(u + 2, m)
+        r3, t3 = divmod(u + 3, m)
+        x0, x1 = a[a0 + r0 * a_r + t0 * a_t], a[a0 + r1 * a_r + t1 * a_t]
+        x2, x3 = a[a0 + r2 * a_r + t2 * a_t], a[a0 + r3 * a_r + t3 * a_t]
+        s0 = b0 + r0 * b_r + t0 * b_t
+        s1 = b0 + r1 * b_r + t1 * b_t
+        s2 = b0 + r2 * b_r + t2 * b_t
+        s3 = b0 + r3 * b_r + t3 * b_t
+        v0, v1, v2, v3 = b[s0:s0 + n], b[s1:s1 + n], b[s2:s2 + n], b[s3:s3 + n]
+        for k in range(n):
+            out[k] += x0 * v0[k] + x1 * v1[k] + x2 * v2[k] + x3 * v3[k]
+        u += 4
+    while u < taps:
+        r0, t0 = divmod(u, m)
+        x0 = a[a0 + r0 * a_r + t0 * a_t]
+        s0 = b0 + r0 * b_r + t0 * b_t
+        v0 = b[s0:s0 + n]
+        for k in range(n):
+            out[k] += x0 * v0[k]
+        u += 1
+
+
+@numba.njit(**_SERIAL)
+def _acc_v(out, n, a, a0, a_r, a_t, b, b0, b_r, b_t, mi, m):
+    """:func:`_acc_b` with ``a[a0 + r*a_r + t*a_t:][:n]``: a vector, not a scalar."""
+    u, taps = 0, mi * m
+    while u + 4 <= taps:
+        r0, t0 = divmod(u, m)
+        r1, t1 = divmod(u + 1, m)
+        r2, t2 = divmod(u + 2, m)
+        r3, t3 = divmod(u + 3, m)
+        p0, p1 = a0 + r0 * a_r + t0 * a_t, a0 + r1 * a_r + t1 * a_t
+        p2, p3 = a0 + r2 * a_r + t2 * a_t, a0 + r3 * a_r + t3 * a_t
+        x0, x1, x2, x3 = a[p0:p0 + n], a[p1:p1 + n], a[p2:p2 + n], a[p3:p3 + n]
+        s0 = b0 + r0 * b_r + t0 * b_t
+        s1 = b0 + r1 * b_r + t1 * b_t
+        s2 = b0 + r2 * b_r + t2 * b_t
+        s3 = b0 + r3 * b_r + t3 * b_t
+        v0, v1, v2, v3 = b[s0:s0 + n], b[s1:s1 + n], b[s2:s2 + n], b[s3:s3 + n]
+        for k in range(n):
+            out[k] += x0[k] * v0[k] + x1[k] * v1[k] + x2[k] * v2[k] + x3[k] * v3[k]
+        u += 4
+    while u < taps:
+        r0, t0 = divmod(u, m)
+        p0 = a0 + r0 * a_r + t0 * a_t
+        x0 = a[p0:p0 + n]
+        s0 = b0 + r0 * b_r + t0 * b_t
+        v0 = b[s0:s0 + n]
+        for k in range(n):
+            out[k] += x0[k] * v0[k]
+        u += 1
+
+
+@numba.njit(**_SERIAL)
+def _step(tab, q, cnt, col):
+    """The even spacing of column ``col`` (cell 0, tap 1) over the ``cnt`` taps of ``tab[q]``."""
+    return (tab[q, cnt - 1, col] - tab[q, 0, col]) // (cnt - 1) if cnt > 1 else 0
+
+
+@numba.njit(**_SERIAL)
+def _expanded_row(x, n, ih, xe, tags, og, groups):
+    """Row ``x[n, ih]`` expanded, ``[Cg, W, O]``, from a cache of rows keyed by ``n*H + ih``."""
+    h, wd, c = x.shape[1], x.shape[2], x.shape[3]
+    cg = c // groups
+    key = n * h + ih
+    slot = key % tags.size
+    e = xe[slot]
+    if tags[slot] != key:
+        xr = x[n, ih]
+        for ci in range(cg):
+            for iw in range(wd):
+                er = e[ci, iw]
+                for g in range(groups):
+                    v = xr[iw, g * cg + ci]
+                    for q in range(og):
+                        er[g * og + q] = v
+        tags[slot] = key
+    return e
+
 
 @numba.njit(**_JIT)
-def _forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups):
+def _forward(x, w, y, rt, rn, ct, cn, groups, slots, threads):
     n_img, h, wd, c = x.shape
     kh, kw, cg, o = w.shape
     oh_n, ow_n = y.shape[1], y.shape[2]
     og = o // groups
-    # each (n, oh) owns the output row y[n, oh]
-    for t in prange(n_img * oh_n):
-        n = t // oh_n
-        oh = t - n * oh_n
-        acc = np.empty(o, y.dtype)  # a private accumulator: LLVM need not guard against aliasing
-        for ow in range(ow_n):
-            for k in range(o):
-                acc[k] = 0
-            for i in range(kh):
-                ih = oh * sh - pt + i * dil_h
-                if ih < 0 or ih >= h:
+    expanded = og < WIDE
+    xf, wf = x.reshape(-1), w.reshape(-1)
+    total = n_img * oh_n
+    # one static range of output rows per thread; each (n, r) owns the row y[n, r]
+    for tid in prange(threads):
+        xe = np.empty((slots if expanded else 0, cg, wd, o), y.dtype)
+        tags = np.full(slots, -1, np.intp)
+        for t in range(tid * total // threads, (tid + 1) * total // threads):
+            n = t // oh_n
+            r = t - n * oh_n
+            yr = y[n, r]
+            for q in range(ow_n):
+                yq = yr[q]
+                for k in range(o):
+                    yq[k] = 0
+            mi = rn[r]
+            if mi == 0:
+                continue
+            ar = _step(rt, r, mi, 0)
+            br = _step(rt, r, mi, 1) * kw * cg * o
+            for a in range(mi):
+                if not expanded:
+                    break
+                e = _expanded_row(x, n, rt[r, a, 0], xe, tags, og, groups).reshape(-1)
+                i = rt[r, a, 1]
+                for q in range(ow_n):
+                    m = cn[q]
+                    if m:
+                        # taps (ci, j): e[ci, cell] * w[i, j, ci]
+                        _acc_v(yr[q], o, e, ct[q, 0, 0] * o, wd * o, _step(ct, q, m, 0) * o,
+                               wf, (i * kw + ct[q, 0, 1]) * cg * o, o,
+                               _step(ct, q, m, 1) * cg * o, cg, m)
+            if expanded:
+                continue
+            x0 = (n * h + rt[r, 0, 0]) * wd * c
+            w0 = rt[r, 0, 1] * kw * cg * o
+            for q in range(ow_n):
+                m = cn[q]
+                if m == 0:
                     continue
-                for j in range(kw):
-                    iw = ow * sw - pl + j * dil_w
-                    if iw < 0 or iw >= wd:
-                        continue
-                    xr = x[n, ih, iw]
+                cs = _step(ct, q, m, 0)
+                if groups == 1 and cs == 1:
+                    # the taps (j, c) of a row are consecutive in both x and w
+                    _acc_b(yr[q], o, xf, x0 + ct[q, 0, 0] * c, ar * wd * c, 1, wf,
+                           w0 + ct[q, 0, 1] * c * o, br, o, mi, m * c)
+                    continue
+                for b in range(m):
                     for g in range(groups):
-                        ag = acc[g * og:(g + 1) * og]
-                        for ci in range(cg):
-                            xv = xr[g * cg + ci]
-                            wr = w[i, j, ci, g * og:(g + 1) * og]
-                            for k in range(og):
-                                ag[k] += xv * wr[k]
-            yr = y[n, oh, ow]
-            for k in range(o):
-                yr[k] = acc[k]
+                        _acc_b(yr[q, g * og:(g + 1) * og], og, xf,
+                               x0 + ct[q, b, 0] * c + g * cg, ar * wd * c, 1, wf,
+                               w0 + ct[q, b, 1] * cg * o + g * og, br, o, mi, cg)
 
 
 @numba.njit(**_JIT)
-def _backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups):
+def _backward_input_dot(gy, w, gx, rt, rn, ct, cn, groups, threads):
+    """Few input channels per group: ``acc[c, o]`` sums ``gy[o] * w[tap, c, o]`` over the taps,
+    then each group adds up its output channels."""
     n_img, h, wd, c = gx.shape
     kh, kw, cg, o = w.shape
     oh_n, ow_n = gy.shape[1], gy.shape[2]
     og = o // groups
-    # w transposed to (KH, KW, O, Cg) so that the innermost loop runs over contiguous channels
-    wt = np.empty((kh, kw, o, cg), w.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            for ci in range(cg):
-                for k in range(o):
-                    wt[i, j, k, ci] = w[i, j, ci, k]
-    # gather: each (n, ih) owns the input row gx[n, ih]
-    for t in prange(n_img * h):
-        n = t // h
-        ih = t - n * h
-        for iw in range(wd):
-            gxr = gx[n, ih, iw]
-            for ci in range(c):
-                gxr[ci] = 0
-        for i in range(kh):
-            a = ih + pt - i * dil_h
-            if a < 0 or a % sh:
-                continue
-            oh = a // sh
-            if oh >= oh_n:
-                continue
-            for j in range(kw):
-                for ow in range(ow_n):
-                    iw = ow * sw - pl + j * dil_w
-                    if iw < 0 or iw >= wd:
-                        continue
-                    gyr = gy[n, oh, ow]
-                    for g in range(groups):
-                        gxg = gx[n, ih, iw, g * cg:(g + 1) * cg]
-                        for k in range(g * og, (g + 1) * og):
-                            gv = gyr[k]
-                            wr = wt[i, j, k]
-                            for ci in range(cg):
-                                gxg[ci] += gv * wr[ci]
-
-
-# input channels per task of backward_weight: a task reuses each row of gy for this many
-# channels, while KH*KW*ceil(Cg/_CB) tasks keep the threads busy
-_CB = 8
+    gyf, wf = gy.reshape(-1), w.reshape(-1)
+    total = n_img * h
+    # gather: each (n, r) owns the input row gx[n, r]
+    for tid in prange(threads):
+        acc = np.empty((cg, o), gx.dtype)
+        for t in range(tid * total // threads, (tid + 1) * total // threads):
+            n = t // h
+            r = t - n * h
+            mi = rn[r]
+            ar = _step(rt, r, mi, 0) * ow_n * o
+            br = _step(rt, r, mi, 1) * kw * cg * o
+            for q in range(wd):
+                for ci in range(cg):
+                    for k in range(o):
+                        acc[ci, k] = 0
+                m = cn[q]
+                if m and mi:
+                    a0 = ((n * oh_n + rt[r, 0, 0]) * ow_n + ct[q, 0, 0]) * o
+                    b0 = (rt[r, 0, 1] * kw + ct[q, 0, 1]) * cg * o
+                    for ci in range(cg):
+                        _acc_v(acc[ci], o, gyf, a0, ar, _step(ct, q, m, 0) * o, wf, b0 + ci * o,
+                               br, _step(ct, q, m, 1) * cg * o, mi, m)
+                gq = gx[n, r, q]
+                for g in range(groups):
+                    for ci in range(cg):
+                        s = acc[ci, g * og]
+                        for k in range(g * og + 1, (g + 1) * og):
+                            s += acc[ci, k]
+                        gq[g * cg + ci] = s
 
 
 @numba.njit(**_JIT)
-def _backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups):
-    n_img, h, wd, c = x.shape
-    kh, kw, cg, o = gw.shape
+def _backward_input_bcast(gy, wt, gx, rt, rn, ct, cn, groups, threads):
+    n_img, h, wd, c = gx.shape
+    kh, kw, o, cg = wt.shape
     oh_n, ow_n = gy.shape[1], gy.shape[2]
     og = o // groups
-    nb = (cg + _CB - 1) // _CB
-    # each task (i, j, block of cg) owns gw[i, j, cb0:cb1, :]
-    for t in prange(kh * kw * nb):
-        i = t // (kw * nb)
-        r = t - i * (kw * nb)
-        j = r // nb
-        cb0 = (r - j * nb) * _CB
-        cb1 = min(cb0 + _CB, cg)
-        for ci in range(cb0, cb1):
-            gwr = gw[i, j, ci]
-            for k in range(o):
-                gwr[k] = 0
-        for n in range(n_img):
-            for oh in range(oh_n):
-                ih = oh * sh - pt + i * dil_h
-                if ih < 0 or ih >= h:
+    gyf, wf = gy.reshape(-1), wt.reshape(-1)
+    total = n_img * h
+    # gather: each (n, r) owns the input row gx[n, r]
+    for tid in prange(threads):
+        for t in range(tid * total // threads, (tid + 1) * total // threads):
+            n = t // h
+            r = t - n * h
+            mi = rn[r]
+            ar = _step(rt, r, mi, 0) * ow_n * o
+            br = _step(rt, r, mi, 1) * kw * o * cg
+            for q in range(wd):
+                gq = gx[n, r, q]
+                for k in range(c):
+                    gq[k] = 0
+                if mi == 0:
                     continue
-                for ow in range(ow_n):
-                    iw = ow * sw - pl + j * dil_w
-                    if iw < 0 or iw >= wd:
-                        continue
-                    xr = x[n, ih, iw]
-                    gyr = gy[n, oh, ow]
+                for b in range(cn[q]):
+                    a0 = ((n * oh_n + rt[r, 0, 0]) * ow_n + ct[q, b, 0]) * o
+                    b0 = (rt[r, 0, 1] * kw + ct[q, b, 1]) * o * cg
                     for g in range(groups):
-                        gyg = gyr[g * og:(g + 1) * og]
-                        for ci in range(cb0, cb1):
-                            xv = xr[g * cg + ci]
-                            gwg = gw[i, j, ci, g * og:(g + 1) * og]
-                            for k in range(og):
-                                gwg[k] += xv * gyg[k]
+                        _acc_b(gq[g * cg:(g + 1) * cg], cg, gyf, a0 + g * og, ar, 1, wf,
+                               b0 + g * og * cg, br, cg, mi, og)
+
+
+@numba.njit(**_JIT)
+def _backward_weight(gy, x, parts, rt, rn, sw, pl, dil_w, groups, slots):
+    """``parts[thread]`` += the weight gradient of the output rows that thread ran."""
+    n_img, h, wd, c = x.shape
+    threads, kh, kw, cg, o = parts.shape
+    oh_n, ow_n = gy.shape[1], gy.shape[2]
+    og = o // groups
+    expanded = og < WIDE
+    xf, gyf = x.reshape(-1), gy.reshape(-1)
+    total = n_img * oh_n
+    for tid in prange(threads):
+        xe = np.empty((slots if expanded else 0, cg, wd, o), x.dtype)
+        tags = np.full(slots, -1, np.intp)
+        pw = parts[tid]
+        for t in range(tid * total // threads, (tid + 1) * total // threads):
+            n = t // oh_n
+            r = t - n * oh_n
+            for a in range(rn[r]):
+                ih = rt[r, a, 0]
+                i = rt[r, a, 1]
+                if expanded:
+                    e = _expanded_row(x, n, ih, xe, tags, og, groups)
+                for j in range(kw):
+                    # the output columns [lo, hi) whose tap j reads a real input column
+                    lo = max(0, -((j * dil_w - pl) // sw))
+                    hi = min(ow_n, -((j * dil_w - pl - wd) // sw))
+                    if lo >= hi:
+                        continue
+                    g0 = ((n * oh_n + r) * ow_n + lo) * o
+                    if expanded:
+                        for ci in range(cg):
+                            # taps = output columns: e[ci, iw] * gy[ow]
+                            _acc_v(pw[i, j, ci], o, e[ci].reshape(-1),
+                                   (lo * sw - pl + j * dil_w) * o, 0, sw * o, gyf, g0, 0, o,
+                                   1, hi - lo)
+                        continue
+                    x0 = ((n * h + ih) * wd + lo * sw - pl + j * dil_w) * c
+                    for g in range(groups):
+                        for ci in range(cg):
+                            _acc_b(pw[i, j, ci, g * og:(g + 1) * og], og, xf,
+                                   x0 + g * cg + ci, 0, sw * c, gyf, g0 + g * og, 0, o, 1,
+                                   hi - lo)

@@ -1,38 +1,46 @@
 """Depthwise convolution (groups == channels), NHWC, Numba backend (``kernels/README.md``).
 
 Weights are ``w[KH, KW, 1, C*M]``: output channel ``c*M + m`` reads input channel ``c``
-(depth multiplier ``M``). ``M == 1`` has its own kernels whose innermost loop runs over the
-contiguous channel axis of every array: the forward pass and the input gradient are one gather
-over the filter taps that reach a real cell (listed per row and per column by ``_taps``), three
-column taps per pass over the output. The ``M > 1`` kernels first regroup the weights (and gy)
-by multiplier, ``[..., M, C]``, so that their innermost loops are contiguous too. Each kernel
-compiles on first use.
+(depth multiplier ``M``). ``M == 1`` follows the Cython kernels' tiling (a task is one output
+row; the columns go in runs that share their taps, ``_taps.runs``; taps in tiles of up to
+3x3, a full 3x3 tile summed per pixel in one expression that starts from the bias, other tiles
+added into the output), but each pass runs over all the channels of a pixel: Numba cannot
+keep a channel block's weights in registers, and blocks of channels measured 2-10x slower
+here (the per-pixel views cost more than the arithmetic). The ``M > 1`` kernels first regroup the weights (and gy) by multiplier, ``[..., M, C]``, so that
+their innermost loops are contiguous too. Each kernel compiles on first use.
 """
 import numba
 import numpy as np
 from numba import prange
 
 from fastconv.kernels import _checks
-from fastconv.kernels._taps import taps as _taps
+from fastconv.kernels._taps import runs as _runs, taps as _taps
 
 # error_model="numpy": no ZeroDivisionError checks inside the loops (every divisor is checked
 # positive by the wrapper). No fastmath: it measured no clear gain, and its nnan/ninf flags would
 # break NaN propagation.
 _JIT = dict(parallel=True, cache=True, nogil=True, error_model="numpy")
-_CB_MIN = 64
+_CB_MIN = 64  # M > 1 weight gradient: at least this many output channels per task
 
 
-def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w):
-    """``y[n, oh, ow, c*M + m] = sum_ij x[n, ih, iw, c] * w[i, j, 0, c*M + m]`` (y overwritten)."""
+def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, b=None):
+    """``y[n, oh, ow, c*M + m] = sum_ij x[n, ih, iw, c] * w[i, j, 0, c*M + m]`` (+ ``b[c*M + m]``),
+    y overwritten; b ``(C*M,)`` or None."""
     op = "depthwise.forward"
-    _checks.arrays(op, {"x": (x, 4), "w": (w, 4)}, {"y": (y, 4)})
+    ins = {"x": (x, 4), "w": (w, 4)}
+    if b is not None:
+        ins["b"] = (b, 1)
+    _checks.arrays(op, ins, {"y": (y, 4)})
     m, geo = _checks.depthwise(op, x, w, y, "x", "y", sh, sw, pt, pl, dil_h, dil_w)
+    if b is not None:
+        _checks.shape(op, "b", b, (w.shape[3],))
+    bias = np.zeros(w.shape[3], w.dtype) if b is None else b
     if m == 1 and y.size:
         sh, sw, pt, pl, dil_h, dil_w = geo
         _gather_1(x, w, y, *_taps(y.shape[1], w.shape[0], sh, pt, dil_h, x.shape[1], False),
-                  *_taps(y.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False))
+                  _runs(y.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False), bias)
     elif m > 1:
-        _forward_m(x, w, y, m, *geo)
+        _forward_m(x, w, y, bias, m, *geo)
 
 
 def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w):
@@ -43,7 +51,8 @@ def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w):
     if m == 1 and gx.size:
         sh, sw, pt, pl, dil_h, dil_w = geo
         _gather_1(gy, w, gx, *_taps(gx.shape[1], w.shape[0], sh, pt, dil_h, gy.shape[1], True),
-                  *_taps(gx.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True))
+                  _runs(gx.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True),
+                  np.zeros(gx.shape[3], gx.dtype))
     elif m > 1:
         _backward_input_m(gy, w, gx, m, *geo)
 
@@ -53,50 +62,103 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w):
     op = "depthwise.backward_weight"
     _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4)}, {"gw": (gw, 4)})
     m, geo = _checks.depthwise(op, x, gw, gy, "x", "gy", sh, sw, pt, pl, dil_h, dil_w)
+    if m == 1:
+        # a static split of the output rows, one private accumulator per thread, summed at the
+        # end in a fixed order: the same bits on every call
+        sh, sw, pt, pl, dil_h, dil_w = geo
+        parts = np.zeros((numba.get_num_threads(),) + gw.shape, gw.dtype)
+        if gy.size:
+            _backward_weight_1(gy, x, parts,
+                               *_taps(gy.shape[1], gw.shape[0], sh, pt, dil_h, x.shape[1], False),
+                               _runs(gy.shape[2], gw.shape[1], sw, pl, dil_w, x.shape[2], False))
+        np.sum(parts, axis=0, out=gw)
+        return
     c = x.shape[3]
     # input channels per task: at least _CB_MIN output channels (a long inner loop), and about
     # one task per thread
     cb = max(-(-_CB_MIN // m), -(-c // numba.get_num_threads()))
-    if m == 1:
-        _backward_weight_1(gy, x, gw, cb, *geo)
-    else:
-        _backward_weight_m(gy, x, gw, m, cb, *geo)
+    _backward_weight_m(gy, x, gw, m, cb, *geo)
 
 
 # ------------------------------------------------------------------------------------ kernels
 # Innermost loops index 1-D row views from 0, which LLVM vectorises (see conv_direct.py).
 
 @numba.njit(**_JIT)
-def _gather_1(src, w, out, rt, rn, ct, cn):
-    """``out[n, r, q]`` = sum over the taps ``rt[r, :rn[r]]`` x ``ct[q, :cn[q]]`` of
-    ``src[n, cell_r, cell_q] * w[tap_r, tap_q, 0]`` (M == 1): the forward pass or the input
-    gradient. Column taps go three to a pass over the channels, so that out is read and written
-    a third as often."""
+def _gather_1(src, w, out, rt, rn, runs, b):
+    """``out[n, r]`` = ``b`` + sum over the row taps ``rt[r, :rn[r]]`` and the column runs of
+    ``src * w`` (M == 1): the forward pass, or the input gradient (b = 0)."""
     n_img, oh_n, ow_n, c = out.shape
-    # each (n, r) owns the output row out[n, r]
+    # each (n, r) owns the output row out[n, r]; equal contiguous blocks of rows per thread
     for t in prange(n_img * oh_n):
-        n = t // oh_n
-        r = t - n * oh_n
-        for q in range(ow_n):
-            o = out[n, r, q]
-            for k in range(c):
-                o[k] = 0
+        n, r = t // oh_n, t % oh_n
+        nr = rn[r]
+        o2 = out[n, r]
+        for u in range(runs.shape[0]):
+            q0, qs, nq, cell0, cs, tap0, js, ts, nt = runs[u]
+            for a0 in range(0, max(nr, 1), 3):
+                for t0 in range(0, max(nt, 1), 3):
+                    ra, ca = max(min(3, nr - a0), 0), max(min(3, nt - t0), 0)
+                    first = a0 == 0 and t0 == 0
+                    j0, d0 = tap0 + t0 * js, cell0 + t0 * ts
+                    if ra == 3 and ca == 3:
+                        s0, s1, s2 = (src[n, rt[r, a0, 0]], src[n, rt[r, a0 + 1, 0]],
+                                      src[n, rt[r, a0 + 2, 0]])
+                        v0, v1, v2 = w[rt[r, a0, 1]], w[rt[r, a0 + 1, 1]], w[rt[r, a0 + 2, 1]]
+                        j1, j2 = j0 + js, j0 + 2 * js
+                        w00, w01, w02 = v0[j0, 0], v0[j1, 0], v0[j2, 0]
+                        w10, w11, w12 = v1[j0, 0], v1[j1, 0], v1[j2, 0]
+                        w20, w21, w22 = v2[j0, 0], v2[j1, 0], v2[j2, 0]
+                        for i in range(nq):
+                            d = d0 + i * cs
+                            e, f = d + ts, d + 2 * ts
+                            x00, x01, x02 = s0[d], s0[e], s0[f]
+                            x10, x11, x12 = s1[d], s1[e], s1[f]
+                            x20, x21, x22 = s2[d], s2[e], s2[f]
+                            o = o2[q0 + i * qs]
+                            st = b if first else o
+                            for k in range(c):
+                                o[k] = (st[k]
+                                        + (x00[k] * w00[k] + x01[k] * w01[k] + x02[k] * w02[k])
+                                        + (x10[k] * w10[k] + x11[k] * w11[k] + x12[k] * w12[k])
+                                        + (x20[k] * w20[k] + x21[k] * w21[k] + x22[k] * w22[k]))
+                        continue
+                    for i in range(nq):
+                        o = o2[q0 + i * qs]
+                        if first:
+                            for k in range(c):
+                                o[k] = b[k]
+                        for a in range(a0, a0 + ra):
+                            srow, wrow = src[n, rt[r, a, 0]], w[rt[r, a, 1]]
+                            for tt in range(ca):
+                                xs = srow[d0 + i * cs + tt * ts]
+                                ws = wrow[j0 + tt * js, 0]
+                                for k in range(c):
+                                    o[k] += xs[k] * ws[k]
+
+
+@numba.njit(**_JIT)
+def _backward_weight_1(gy, x, parts, rt, rn, runs):
+    """``parts[thread]`` += the weight gradient of the output rows that thread ran (M == 1)."""
+    n_img, oh_n, ow_n, c = gy.shape
+    n_tasks = n_img * oh_n
+    n_thr = parts.shape[0]
+    # a static split: thread p runs the contiguous block of rows [p*n/T, (p+1)*n/T)
+    for p in prange(n_thr):
+        g = parts[p]
+        for t in range(p * n_tasks // n_thr, (p + 1) * n_tasks // n_thr):
+            n, r = t // oh_n, t % oh_n
+            d2 = gy[n, r]
             for a in range(rn[r]):
-                srow = src[n, rt[r, a, 0]]
-                wrow = w[rt[r, a, 1]]
-                b = 0
-                while b + 3 <= cn[q]:
-                    s0, s1, s2 = srow[ct[q, b, 0]], srow[ct[q, b + 1, 0]], srow[ct[q, b + 2, 0]]
-                    w0, w1 = wrow[ct[q, b, 1], 0], wrow[ct[q, b + 1, 1], 0]
-                    w2 = wrow[ct[q, b + 2, 1], 0]
-                    for k in range(c):
-                        o[k] += s0[k] * w0[k] + s1[k] * w1[k] + s2[k] * w2[k]
-                    b += 3
-                while b < cn[q]:
-                    s0, w0 = srow[ct[q, b, 0]], wrow[ct[q, b, 1], 0]
-                    for k in range(c):
-                        o[k] += s0[k] * w0[k]
-                    b += 1
+                srow, grow = x[n, rt[r, a, 0]], g[rt[r, a, 1]]
+                for u in range(runs.shape[0]):
+                    q0, qs, nq, cell0, cs, tap0, js, ts, nt = runs[u]
+                    for tt in range(nt):
+                        acc = grow[tap0 + tt * js, 0]
+                        for i in range(nq):
+                            xs = srow[cell0 + i * cs + tt * ts]
+                            ds = d2[q0 + i * qs]
+                            for k in range(c):
+                                acc[k] += xs[k] * ds[k]
 
 
 @numba.njit(**_JIT)
@@ -115,7 +177,7 @@ def _by_multiplier(a, m):
 
 
 @numba.njit(**_JIT)
-def _forward_m(x, w, y, m, sh, sw, pt, pl, dil_h, dil_w):
+def _forward_m(x, w, y, b, m, sh, sw, pt, pl, dil_h, dil_w):
     n_img, h, wd, c = x.shape
     kh, kw = w.shape[0], w.shape[1]
     oh_n, ow_n = y.shape[1], y.shape[2]
@@ -128,7 +190,7 @@ def _forward_m(x, w, y, m, sh, sw, pt, pl, dil_h, dil_w):
         for ow in range(ow_n):
             for r in range(m):
                 for ci in range(c):
-                    acc[r, ci] = 0
+                    acc[r, ci] = b[ci * m + r]
             for i in range(kh):
                 ih = oh * sh - pt + i * dil_h
                 if ih < 0 or ih >= h:
@@ -184,40 +246,6 @@ def _backward_input_m(gy, w, gx, m, sh, sw, pt, pl, dil_h, dil_w):
                         wr = wt[i, j, r]
                         for ci in range(c):
                             gxr[ci] += gr[ci] * wr[ci]
-
-
-@numba.njit(**_JIT)
-def _backward_weight_1(gy, x, gw, cb, sh, sw, pt, pl, dil_h, dil_w):
-    n_img, h, wd, c = x.shape
-    kh, kw = gw.shape[0], gw.shape[1]
-    oh_n, ow_n = gy.shape[1], gy.shape[2]
-    nb = (c + cb - 1) // cb
-    # each task owns the block of channels [c0, c1), gw[:, :, 0, c0:c1], and runs every filter
-    # tap, so that it reads gy and x once
-    for t in prange(nb):
-        c0 = t * cb
-        c1 = min(c0 + cb, c)
-        for i in range(kh):
-            for j in range(kw):
-                gwr = gw[i, j, 0, c0:c1]
-                for k in range(c1 - c0):
-                    gwr[k] = 0
-        for n in range(n_img):
-            for oh in range(oh_n):
-                for ow in range(ow_n):
-                    gyr = gy[n, oh, ow, c0:c1]
-                    for i in range(kh):
-                        ih = oh * sh - pt + i * dil_h
-                        if ih < 0 or ih >= h:
-                            continue
-                        for j in range(kw):
-                            iw = ow * sw - pl + j * dil_w
-                            if iw < 0 or iw >= wd:
-                                continue
-                            gwr = gw[i, j, 0, c0:c1]
-                            xr = x[n, ih, iw, c0:c1]
-                            for k in range(c1 - c0):
-                                gwr[k] += xr[k] * gyr[k]
 
 
 @numba.njit(**_JIT)

@@ -4,6 +4,9 @@ Padded cells are absent: max ignores them, average divides by the number of real
 (Keras' rule); the checks reject geometries with a window that holds no real cell. The max
 window's winner is its first NaN if it holds one, else its first maximum, scanning rows then
 columns (NumPy's ``argmax``); the backward pass sends the gradient to the winner only.
+The ``_indices`` pair keeps the winner's offset ``i*kw + j`` in its window (uint8) and scatters
+``gy`` by offset without reading x; the loops carry offsets in x's dtype (same-width selects
+and compares), and an offset naming no real cell of its window matches nothing.
 No ``fastmath`` anywhere: it would break the NaN rule.
 """
 import numba
@@ -38,6 +41,26 @@ def max_backward(x, gy, gx, kh, kw, sh, sw, pt, pl):
     _max_backward(x, gy, gx, *geo)
 
 
+def max_forward_indices(x, y, idx, kh, kw, sh, sw, pt, pl):
+    """:func:`max_forward`, and ``idx[n, oh, ow, c]`` (uint8, overwritten) = the winner's
+    offset ``i*kw + j`` in its window."""
+    op = "pool.max_forward_indices"
+    _checks.arrays(op, {"x": (x, 4)}, {"y": (y, 4)})
+    geo = _checks.pool(op, x.shape, y.shape, "x", "y", kh, kw, sh, sw, pt, pl)
+    _checks.window_offsets(op, idx, y.shape, geo[0] * geo[1], {"x": x, "y": y}, output=True)
+    _max_forward_indices(x, y, idx, *geo)
+
+
+def max_backward_indices(idx, gy, gx, kh, kw, sh, sw, pt, pl):
+    """``gx`` (overwritten) = each ``gy`` sent to the cell its offset in ``idx`` names, summed;
+    x is not read."""
+    op = "pool.max_backward_indices"
+    _checks.arrays(op, {"gy": (gy, 4)}, {"gx": (gx, 4)})
+    geo = _checks.pool(op, gx.shape, gy.shape, "gx", "gy", kh, kw, sh, sw, pt, pl)
+    _checks.window_offsets(op, idx, gy.shape, geo[0] * geo[1], {"gx": gx}, output=False)
+    _max_backward_indices(idx, gy, gx, *geo)
+
+
 def avg_forward(x, y, kh, kw, sh, sw, pt, pl):
     """``y[n, oh, ow, c]`` = the mean of the window's real cells (overwritten)."""
     op = "pool.avg_forward"
@@ -69,6 +92,26 @@ def _max_forward(x, y, kh, kw, sh, sw, pt, pl):
             yr = y[n, oh, ow]
             for k in range(c):
                 yr[k] = best[k]
+
+
+@numba.njit(**_JIT)
+def _max_forward_indices(x, y, idx, kh, kw, sh, sw, pt, pl):
+    n_img, h, wd, c = x.shape
+    oh_n, ow_n = y.shape[1], y.shape[2]
+    for t in prange(n_img * oh_n):
+        n = t // oh_n
+        oh = t - n * oh_n
+        b0, b1 = np.empty(c, x.dtype), np.empty(c, x.dtype)
+        k0, k1 = np.empty(c, x.dtype), np.empty(c, x.dtype)
+        h0, h1 = _span(oh, kh, sh, pt, h)
+        for ow in range(ow_n):
+            w0, w1 = _span(ow, kw, sw, pl, wd)
+            best, at = _window_argmax(x[n], h0, h1, w0, w1, (h0 - (oh * sh - pt)) * kw + w0 -
+                                      (ow * sw - pl), kw, b0, b1, k0, k1)
+            yr, ir = y[n, oh, ow], idx[n, oh, ow]
+            for k in range(c):
+                yr[k] = best[k]
+                ir[k] = np.uint8(at[k])
 
 
 @numba.njit(**_JIT)
@@ -146,6 +189,40 @@ def _max_backward(x, gy, gx, kh, kw, sh, sw, pt, pl):
                                 f = pending[k]
                                 spare[k] = zero if _hit(xr[k], best[k]) else f
                         pending, spare = spare, pending
+                if disjoint:
+                    _zero_cols(gx[n], i0, i1, j1, _own_end(ow, ow_n, sw, pl, wd))
+        _zero_rows(gx[n], z, r1, r1)
+
+
+@numba.njit(**_JIT)
+def _max_backward_indices(idx, gy, gx, kh, kw, sh, sw, pt, pl):
+    n_img, h, wd, c = gx.shape
+    oh_n, ow_n = gy.shape[1], gy.shape[2]
+    disjoint = sh >= kh and sw >= kw
+    zero = gx.dtype.type(0)
+    band, bands = _bands(n_img, oh_n)
+    for t in prange(n_img * bands):
+        n, oh1, r0, r1, o0 = _task(t, band, bands, oh_n, kh, sh, pt, h)
+        at = np.empty(c, gx.dtype)  # the window's offsets, in gx's dtype
+        z = r0  # the owned rows before z are zeroed or written
+        for o in range(o0, oh1):
+            i0, i1 = _span(o, kh, sh, pt, h)
+            z = _zero_rows(gx[n], z, i0 if disjoint else min(i1, r1), min(i1, r1))
+            for ow in range(ow_n):
+                j0, j1 = _span(ow, kw, sw, pl, wd)
+                gyr, ir = gy[n, o, ow], idx[n, o, ow]
+                for k in range(c):
+                    at[k] = ir[k]
+                for i in range(max(i0, r0), min(i1, r1)):
+                    for j in range(j0, j1):
+                        cell = gx.dtype.type((i - (o * sh - pt)) * kw + j - (ow * sw - pl))
+                        gxr = gx[n, i, j]
+                        if disjoint:
+                            for k in range(c):
+                                gxr[k] = gyr[k] if at[k] == cell else zero
+                        else:
+                            for k in range(c):
+                                gxr[k] += gyr[k] if at[k] == cell else zero
                 if disjoint:
                     _zero_cols(gx[n], i0, i1, j1, _own_end(ow, ow_n, sw, pl, wd))
         _zero_rows(gx[n], z, r1, r1)
@@ -257,6 +334,32 @@ def _window_max(img, i0, i1, j0, j1, a, b):
                 b[k] = v if _beats(v, best) else best
             a, b = b, a
     return a
+
+
+@numba.njit(inline="always")
+def _window_argmax(img, i0, i1, j0, j1, k_first, kw, a, b, ka, kb):
+    """:func:`_window_max` with the winner's offset (``k_first`` for cell ``(i0, j0)``, in the
+    image's dtype): returns ``(winners, offsets)``, each one of its two buffers."""
+    c = img.shape[2]
+    first = img[i0, j0]
+    for k in range(c):
+        a[k] = first[k]
+        ka[k] = k_first
+    for i in range(i0, i1):
+        for j in range(j0, j1):
+            if i == i0 and j == j0:
+                continue
+            xr = img[i, j]
+            cell = img.dtype.type(k_first + (i - i0) * kw + j - j0)
+            for k in range(c):
+                v = xr[k]
+                best = a[k]
+                take = _beats(v, best)
+                b[k] = v if take else best
+                kb[k] = cell if take else ka[k]
+            a, b = b, a
+            ka, kb = kb, ka
+    return a, ka
 
 
 @numba.njit(inline="always")

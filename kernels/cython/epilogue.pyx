@@ -1,0 +1,122 @@
+"""Elementwise passes around the convolutions (``kernels/README.md``): bias + ReLU in place on
+a convolution's output, the ReLU gradient, and dropout by a stateless hash of (seed, index) --
+the mask of ``kernels/cuda/dropout.cu``, bit for bit, so it is recomputed, not stored, in the
+backward pass. One parallel pass each, without the GIL.
+"""
+import operator
+
+import numpy as np
+
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t, uint64_t
+
+from fastconv.kernels import _checks
+
+cdef extern from *:
+    """
+    /* target_clones needs GNU ifuncs; Clang and GCC < 12 build the baseline only */
+    #if defined(__x86_64__) && defined(__GLIBC__) && !defined(__clang__) && __GNUC__ >= 12 \\
+        && !defined(__AVX2__)
+    #define FC_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+    #else
+    #define FC_CLONES
+    #endif
+    /* out[i] = x[i] * (scale or 0) for i in [lo, hi): element i is kept when SplitMix64's
+       finaliser of seed + golden * (i + 1) has its top 32 bits >= threshold. The AVX2 clone
+       vectorises the 64-bit hash. */
+    #define FC_DROPOUT(T)                                                                    \\
+    FC_CLONES static void fc_dropout_##T(const T* x, T* out, Py_ssize_t lo, Py_ssize_t hi,  \\
+                                         uint64_t seed, int64_t threshold, T scale) {       \\
+        for (Py_ssize_t i = lo; i < hi; i++) {                                              \\
+            uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (uint64_t)(i + 1);                 \\
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;                                     \\
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;                                     \\
+            z ^= z >> 31;                                                                   \\
+            out[i] = x[i] * ((int64_t)(z >> 32) >= threshold ? scale : (T)0);               \\
+        }                                                                                   \\
+    }
+    FC_DROPOUT(float)
+    FC_DROPOUT(double)
+    """
+    void fc_dropout_float(const float* x, float* out, Py_ssize_t lo, Py_ssize_t hi,
+                          uint64_t seed, int64_t threshold, float scale) noexcept nogil
+    void fc_dropout_double(const double* x, double* out, Py_ssize_t lo, Py_ssize_t hi,
+                           uint64_t seed, int64_t threshold, double scale) noexcept nogil
+
+# elements per parallel task: enough to amortise the hand-out, small enough to split small arrays
+cdef Py_ssize_t _CHUNK = 16384
+
+
+def bias_act(y, b, relu):
+    """In place over ``y[..., O]``: ``y += b`` (``b[O]``; skipped when None), then ReLU when
+    ``relu`` (NaN stays NaN)."""
+    op = "epilogue.bias_act"
+    inputs = {} if b is None else {"b": (b, 1)}
+    _checks.arrays(op, inputs, {"y": (y, y.ndim)})
+    if y.ndim < 1:
+        raise ValueError(f"{op}: y must have at least one dimension")
+    channels = y.shape[y.ndim - 1]
+    if b is not None and b.shape != (channels,):
+        raise ValueError(f"{op}: b must have shape ({channels},), got {b.shape}")
+    if y.size and (b is not None or relu):
+        _bias_act(y.reshape(y.size // channels, channels),
+                  np.empty(0, y.dtype) if b is None else b, b is not None, bool(relu))
+
+
+def relu_backward(gy, y, gx):
+    """``gx = gy * (y > 0)`` (overwritten)."""
+    op = "epilogue.relu_backward"
+    _checks.arrays(op, {"gy": (gy, gy.ndim), "y": (y, y.ndim)}, {"gx": (gx, gx.ndim)})
+    _checks.shape(op, "y", y, gy.shape)
+    _checks.shape(op, "gx", gx, gy.shape)
+    _relu_backward(gy.reshape(-1), y.reshape(-1), gx.reshape(-1))
+
+
+def dropout(x, out, seed, threshold, scale):
+    """``out = x * mask``: ``scale`` where the hash of (seed, flat index) keeps the element
+    (its top 32 bits >= ``threshold`` = rate * 2**32), else 0 (overwritten)."""
+    op = "epilogue.dropout"
+    _checks.arrays(op, {"x": (x, x.ndim)}, {"out": (out, out.ndim)})
+    _checks.shape(op, "out", out, x.shape)
+    seed, threshold = operator.index(seed) % 2**63, operator.index(threshold)
+    if not 0 <= threshold <= 1 << 32:
+        raise ValueError(f"{op}: threshold must lie in [0, 2**32], got {threshold}")
+    _dropout(x.reshape(-1), out.reshape(-1), seed, threshold, scale)
+
+
+def _bias_act(floating[:, ::1] y, const floating[::1] b, bint bias, bint relu):
+    cdef Py_ssize_t rows = y.shape[0], O = y.shape[1], r, o
+    cdef floating v
+    with nogil:
+        for r in prange(rows, schedule="static"):
+            for o in range(O):
+                v = y[r, o]
+                if bias:
+                    v = v + b[o]
+                if relu and v < 0:
+                    v = 0
+                y[r, o] = v
+
+
+def _relu_backward(const floating[::1] gy, const floating[::1] y, floating[::1] gx):
+    cdef Py_ssize_t n = gy.shape[0], t, i, end
+    with nogil:
+        for t in prange((n + _CHUNK - 1) // _CHUNK, schedule="static"):
+            end = min(n, (t + 1) * _CHUNK)
+            for i in range(t * _CHUNK, end):
+                gx[i] = gy[i] * (1 if y[i] > 0 else 0)
+
+
+def _dropout(const floating[::1] x, floating[::1] out, uint64_t seed, int64_t threshold,
+             floating scale):
+    cdef Py_ssize_t n = x.shape[0], t, end
+    if n == 0:
+        return
+    with nogil:
+        for t in prange((n + _CHUNK - 1) // _CHUNK, schedule="static"):
+            end = min(n, (t + 1) * _CHUNK)
+            if floating is float:
+                fc_dropout_float(&x[0], &out[0], t * _CHUNK, end, seed, threshold, scale)
+            else:
+                fc_dropout_double(&x[0], &out[0], t * _CHUNK, end, seed, threshold, scale)

@@ -1,0 +1,248 @@
+"""Winograd F(m x m, 3x3) tile transforms, m = 2 or 4, NHWC (``kernels/README.md``, "Winograd
+tiles").
+
+Tiles of ``m x m`` output cells are numbered ``t = (n*th + ti)*tw + tj`` over the batch; a call
+transforms the block of tiles ``[t0, t0 + T)``. Transform points (``A = m + 2`` per side) are
+stored ``v[a*A + b, t, channel]``: one ``(T, channels)`` matrix per point, for the GEMMs.
+
+- ``input_transform``: ``v = B^T d B`` of each tile's ``A x A`` input patch ``d`` (cells outside
+  ``x`` are zeros);
+- ``output_transform``: ``y = A^T M A`` into the tile's ``m x m`` output cells inside ``y``;
+- ``output_transform_t``: its transpose, ``dm = A gy A^T`` (the weight gradient's side).
+
+Each is two passes of 1-D transforms (hard-coded, Lavin & Gray's matrices) through a per-tile
+buffer of at most 64 channels, in parallel over the tiles; the 1-D transforms run over the
+contiguous channels and are compiled by GCC for AVX2+FMA (chosen at run time) and for the
+build's baseline. Tiles at the edges go through a zero-filled (or cropped) copy.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.string cimport memcpy, memset
+
+from fastconv.kernels import _checks
+
+cdef enum:
+    CB = 64          # channels per pass through the tile buffers
+    MAXA = 6         # the largest transform side (m = 4)
+
+cdef extern from *:
+    """
+    /* target_clones needs GNU ifuncs; Clang and GCC < 12 build the baseline only */
+    #if defined(__x86_64__) && defined(__GLIBC__) && !defined(__clang__) && __GNUC__ >= 12 \\
+        && !defined(__AVX2__)
+    #define FC_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+    #else
+    #define FC_CLONES
+    #endif
+    /* One 1-D transform of n channels: inputs d[i*ds + k], outputs o[r*os + k] (the rows of
+       o never overlap the rows of d or each other: ivdep). Kinds:
+       0: B^T, m = 2 (4 -> 4)   1: B^T, m = 4 (6 -> 6)
+       2: A^T, m = 2 (4 -> 2)   3: A^T, m = 4 (6 -> 4)
+       4: A,   m = 2 (2 -> 4)   5: A,   m = 4 (4 -> 6) */
+    #define FC_WG(T)                                                                         \\
+    FC_CLONES static void fc_wg_##T(int kind, Py_ssize_t n, const T* restrict d,             \\
+                                    Py_ssize_t ds, T* restrict o, Py_ssize_t os) {           \\
+        Py_ssize_t k;                                                                       \\
+        switch (kind) {                                                                     \\
+        case 0:                                                                             \\
+            _Pragma("GCC ivdep")                                                            \\
+            for (k = 0; k < n; k++) {                                                       \\
+                T d0 = d[k], d1 = d[k + ds], d2 = d[k + 2 * ds], d3 = d[k + 3 * ds];        \\
+                o[k] = d0 - d2; o[k + os] = d1 + d2;                                        \\
+                o[k + 2 * os] = d2 - d1; o[k + 3 * os] = d1 - d3;                           \\
+            }                                                                               \\
+            break;                                                                          \\
+        case 1:                                                                             \\
+            _Pragma("GCC ivdep")                                                            \\
+            for (k = 0; k < n; k++) {                                                       \\
+                T d0 = d[k], d1 = d[k + ds], d2 = d[k + 2 * ds], d3 = d[k + 3 * ds];        \\
+                T d4 = d[k + 4 * ds], d5 = d[k + 5 * ds];                                   \\
+                T s12 = d1 + d2, m12 = d1 - d2, m13 = d1 - d3;                              \\
+                T s34 = d3 + d4, m43 = d4 - d3, m42 = d4 - d2;                              \\
+                o[k] = 4 * d0 - 5 * d2 + d4;                                                \\
+                o[k + os] = s34 - 4 * s12;                                                  \\
+                o[k + 2 * os] = m43 + 4 * m12;                                              \\
+                o[k + 3 * os] = m42 - 2 * m13;                                              \\
+                o[k + 4 * os] = m42 + 2 * m13;                                              \\
+                o[k + 5 * os] = 4 * d1 - 5 * d3 + d5;                                       \\
+            }                                                                               \\
+            break;                                                                          \\
+        case 2:                                                                             \\
+            _Pragma("GCC ivdep")                                                            \\
+            for (k = 0; k < n; k++) {                                                       \\
+                T d0 = d[k], d1 = d[k + ds], d2 = d[k + 2 * ds], d3 = d[k + 3 * ds];        \\
+                o[k] = d0 + d1 + d2; o[k + os] = d1 - d2 - d3;                              \\
+            }                                                                               \\
+            break;                                                                          \\
+        case 3:                                                                             \\
+            _Pragma("GCC ivdep")                                                            \\
+            for (k = 0; k < n; k++) {                                                       \\
+                T d0 = d[k], d1 = d[k + ds], d2 = d[k + 2 * ds], d3 = d[k + 3 * ds];        \\
+                T d4 = d[k + 4 * ds], d5 = d[k + 5 * ds];                                   \\
+                T s12 = d1 + d2, m12 = d1 - d2, s34 = d3 + d4, m34 = d3 - d4;               \\
+                o[k] = d0 + s12 + s34;                                                      \\
+                o[k + os] = m12 + 2 * m34;                                                  \\
+                o[k + 2 * os] = s12 + 4 * s34;                                              \\
+                o[k + 3 * os] = m12 + 8 * m34 + d5;                                         \\
+            }                                                                               \\
+            break;                                                                          \\
+        case 4:                                                                             \\
+            _Pragma("GCC ivdep")                                                            \\
+            for (k = 0; k < n; k++) {                                                       \\
+                T d0 = d[k], d1 = d[k + ds];                                                \\
+                o[k] = d0; o[k + os] = d0 + d1; o[k + 2 * os] = d0 - d1; o[k + 3 * os] = -d1;\\
+            }                                                                               \\
+            break;                                                                          \\
+        default:                                                                            \\
+            _Pragma("GCC ivdep")                                                            \\
+            for (k = 0; k < n; k++) {                                                       \\
+                T d0 = d[k], d1 = d[k + ds], d2 = d[k + 2 * ds], d3 = d[k + 3 * ds];        \\
+                T s02 = d0 + d2, s13 = d1 + d3, f02 = d0 + 4 * d2, f13 = 2 * d1 + 8 * d3;   \\
+                o[k] = d0; o[k + os] = s02 + s13; o[k + 2 * os] = s02 - s13;                \\
+                o[k + 3 * os] = f02 + f13; o[k + 4 * os] = f02 - f13; o[k + 5 * os] = d3;   \\
+            }                                                                               \\
+        }                                                                                   \\
+    }
+    FC_WG(float)
+    FC_WG(double)
+    """
+    void fc_wg_float(int kind, Py_ssize_t n, const float* d, Py_ssize_t ds, float* o,
+                     Py_ssize_t os) noexcept nogil
+    void fc_wg_double(int kind, Py_ssize_t n, const double* d, Py_ssize_t ds, double* o,
+                      Py_ssize_t os) noexcept nogil
+
+
+def input_transform(x, v, t0, m, th, tw, pt, pl):
+    """``v[:, t]`` = ``B^T d B`` of tile ``t0 + t``'s ``(m+2) x (m+2)`` patch ``d`` of x, from row
+    ``ti*m - pt``, column ``tj*m - pl`` (either may be negative) of image ``n``.
+
+    x ``(N, H, W, C)``; v ``((m+2)^2, T, C)`` (overwritten); a ``th x tw`` tile grid per image.
+    """
+    op = "winograd.input_transform"
+    _checks.arrays(op, {"x": (x, 4)}, {"v": (v, 3)})
+    t0, m, th, tw, pt, pl = _checks.winograd_tiles(op, x, v, t0, m, th, tw, pt, pl)
+    _gather(x, v, t0, m, th, tw, pt, pl, m + 2, m // 2 - 1)
+
+
+def output_transform_t(gy, dm, t0, m):
+    """``dm[:, t]`` = ``A g A^T`` of tile ``t0 + t``'s ``m x m`` cells ``g`` of gy (zeros past
+    its edges): the transpose of :func:`output_transform`, the grid ``ceil(OH/m) x ceil(OW/m)``.
+
+    gy ``(N, OH, OW, K)``; dm ``((m+2)^2, T, K)`` (overwritten).
+    """
+    op = "winograd.output_transform_t"
+    _checks.arrays(op, {"gy": (gy, 4)}, {"dm": (dm, 3)})
+    th, tw = _checks.winograd_grid(op, gy, m)
+    t0, m, th, tw, _, _ = _checks.winograd_tiles(op, gy, dm, t0, m, th, tw, 0, 0)
+    _gather(gy, dm, t0, m, th, tw, 0, 0, m, m // 2 + 3)
+
+
+def output_transform(mv, y, t0, m):
+    """Tile ``t0 + t``'s ``m x m`` cells of y (those inside y: overwritten) = ``A^T M A`` of
+    ``M = mv[:, t]``, the grid ``ceil(OH/m) x ceil(OW/m)``.
+
+    mv ``((m+2)^2, T, K)``; y ``(N, OH, OW, K)``.
+    """
+    op = "winograd.output_transform"
+    _checks.arrays(op, {"mv": (mv, 3)}, {"y": (y, 4)})
+    th, tw = _checks.winograd_grid(op, y, m)
+    t0, m, th, tw, _, _ = _checks.winograd_tiles(op, y, mv, t0, m, th, tw, 0, 0)
+    _scatter(mv, y, t0, m, th, tw)
+
+
+# ------------------------------------------------------------------------------------ kernels
+cdef inline void _tf(int kind, Py_ssize_t n, const floating* d, Py_ssize_t ds, floating* o,
+                     Py_ssize_t os) noexcept nogil:
+    if floating is float:
+        fc_wg_float(kind, n, d, ds, o, os)
+    else:
+        fc_wg_double(kind, n, d, ds, o, os)
+
+
+cdef void _gather_tile(const floating* src, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
+                       int kind, Py_ssize_t P, Py_ssize_t A, Py_ssize_t r0, Py_ssize_t q0,
+                       floating* v, Py_ssize_t plane) noexcept nogil:
+    """One tile: the ``P x P`` patch of image ``src`` at ``(r0, q0)`` -> ``A x A`` points at
+    ``v`` (= ``&v[0, t, 0]``), ``plane`` apart."""
+    cdef floating buf[MAXA * MAXA * CB]
+    cdef floating tmp[MAXA * MAXA * CB]
+    cdef bint inside = r0 >= 0 and q0 >= 0 and r0 + P <= H and q0 + P <= W
+    cdef Py_ssize_t ci, c0, cb, i, j, a
+    for ci in range((C + CB - 1) // CB):
+        c0 = ci * CB
+        cb = min(CB, C - c0)
+        if not inside:              # buf[i, j] = the patch, zeros outside src
+            for i in range(P):
+                for j in range(P):
+                    if 0 <= r0 + i < H and 0 <= q0 + j < W:
+                        memcpy(buf + (i * P + j) * CB, src + ((r0 + i) * W + q0 + j) * C + c0,
+                               cb * sizeof(floating))
+                    else:
+                        memset(buf + (i * P + j) * CB, 0, cb * sizeof(floating))
+        # columns j: tmp[a, j] = (M d)[a, j]
+        for j in range(P):
+            if inside:
+                _tf(kind, cb, src + (r0 * W + q0 + j) * C + c0, W * C, tmp + j * CB, P * CB)
+            else:
+                _tf(kind, cb, buf + j * CB, P * CB, tmp + j * CB, P * CB)
+        # rows a: v[a*A + b] = (tmp M^T)[a, b]
+        for a in range(A):
+            _tf(kind, cb, tmp + a * P * CB, CB, v + a * A * plane + c0, plane)
+
+
+cdef void _scatter_tile(const floating* mv, Py_ssize_t plane, Py_ssize_t m, Py_ssize_t A,
+                        floating* dst, Py_ssize_t H, Py_ssize_t W, Py_ssize_t K, Py_ssize_t r0,
+                        Py_ssize_t q0) noexcept nogil:
+    """One tile: ``A x A`` points at ``mv`` (= ``&mv[0, t, 0]``) -> the ``m x m`` cells of image
+    ``dst`` at ``(r0, q0)`` that lie inside it."""
+    cdef floating buf[MAXA * CB]
+    cdef floating tmp[MAXA * MAXA * CB]
+    cdef int kind = 2 if m == 2 else 3
+    cdef Py_ssize_t pn = min(m, H - r0), qn = min(m, W - q0)
+    cdef Py_ssize_t ki, k0, kb, b, p, q
+    for ki in range((K + CB - 1) // CB):
+        k0 = ki * CB
+        kb = min(CB, K - k0)
+        # columns b: tmp[p, b] = (A^T M)[p, b]
+        for b in range(A):
+            _tf(kind, kb, mv + b * plane + k0, A * plane, tmp + b * CB, A * CB)
+        # rows p: dst[r0 + p, q0 + q] = (tmp A)[p, q]
+        for p in range(pn):
+            if qn == m:
+                _tf(kind, kb, tmp + p * A * CB, CB, dst + ((r0 + p) * W + q0) * K + k0, K)
+            else:
+                _tf(kind, kb, tmp + p * A * CB, CB, buf, CB)
+                for q in range(qn):
+                    memcpy(dst + ((r0 + p) * W + q0 + q) * K + k0, buf + q * CB,
+                           kb * sizeof(floating))
+
+
+def _gather(const floating[:, :, :, ::1] src, floating[:, :, ::1] v, Py_ssize_t t0,
+            Py_ssize_t m, Py_ssize_t th, Py_ssize_t tw, Py_ssize_t pt, Py_ssize_t pl,
+            Py_ssize_t P, int kind):
+    cdef Py_ssize_t H = src.shape[1], W = src.shape[2], C = src.shape[3], T = v.shape[1]
+    cdef Py_ssize_t A = m + 2, t, q, n
+    if T == 0 or C == 0:
+        return
+    with nogil:
+        # each tile owns its column v[:, t]
+        for t in prange(T, schedule="static"):
+            q = t0 + t
+            n = q // (th * tw)
+            _gather_tile(&src[n, 0, 0, 0], H, W, C, kind, P, A, (q // tw) % th * m - pt,
+                         q % tw * m - pl, &v[0, t, 0], T * C)
+
+
+def _scatter(const floating[:, :, ::1] mv, floating[:, :, :, ::1] dst, Py_ssize_t t0,
+             Py_ssize_t m, Py_ssize_t th, Py_ssize_t tw):
+    cdef Py_ssize_t H = dst.shape[1], W = dst.shape[2], K = dst.shape[3], T = mv.shape[1]
+    cdef Py_ssize_t t, q, n
+    if T == 0 or K == 0:
+        return
+    with nogil:
+        # each tile owns its m x m cells of dst
+        for t in prange(T, schedule="static"):
+            q = t0 + t
+            n = q // (th * tw)
+            _scatter_tile(&mv[0, t, 0], T * K, m, m + 2, &dst[n, 0, 0, 0], H, W, K,
+                          (q // tw) % th * m, q % tw * m)

@@ -1,0 +1,98 @@
+"""The CPU direct-convolution kernels on every path they pick (thin inputs, few output channels per
+group (expanded rows), few input channels per group, wide groups), with strides, padding,
+dilation and odd sizes, against a float64 NumPy reference, on 1 and 2 threads."""
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import backends
+from conftest import CPU_BACKEND_PARAMS
+
+BACKENDS = [p for p in CPU_BACKEND_PARAMS if p.values[0] != "reference"]
+
+CASES = [  # n, h, w, groups, cg, og, kh, kw, (sh, sw), (pt, pl), (dil_h, dil_w), extra (oh, ow)
+    (3, 12, 11, 1, 1, 32, 3, 3, (1, 1), (0, 0), (1, 1), (0, 0)),      # mnist1-like
+    (2, 10, 13, 1, 3, 64, 3, 3, (1, 1), (0, 0), (1, 1), (0, 0)),      # cifar1-like
+    (2, 9, 10, 8, 4, 4, 3, 3, (1, 1), (1, 1), (1, 1), (0, 0)),        # resnext-like, expanded
+    (2, 9, 8, 2, 3, 40, 3, 2, (2, 1), (1, 0), (1, 2), (1, 0)),        # wide groups, tail channels
+    (2, 8, 9, 3, 2, 5, 2, 3, (1, 2), (2, 1), (2, 1), (0, 1)),         # expanded, odd sizes
+    (1, 7, 9, 1, 17, 8, 3, 3, (2, 2), (1, 2), (1, 1), (1, 1)),        # many input channels
+    (2, 6, 7, 2, 20, 20, 2, 2, (1, 1), (1, 1), (2, 2), (0, 0)),       # dense groups
+    (1, 5, 6, 4, 1, 9, 1, 3, (3, 1), (0, 2), (1, 3), (1, 2)),         # padding-only cells
+]
+
+
+def _reference(x, w, gy_shape, rng, sh, sw, pt, pl, dh, dw, groups):
+    """y, and gx, gw for a random gy, in float64 by slices of a zero-padded input."""
+    n, h, wd, c = x.shape
+    kh, kw, cg, o = w.shape
+    og = o // groups
+    oh, ow = gy_shape[1], gy_shape[2]
+    gy = rng.uniform(-1, 1, gy_shape)
+    xp = np.zeros((n, pt + (oh - 1) * sh + (kh - 1) * dh + 1 + h, pl + (ow - 1) * sw
+                   + (kw - 1) * dw + 1 + wd, c))
+    xp[:, pt:pt + h, pl:pl + wd] = x
+    gxp = np.zeros_like(xp)
+    y = np.zeros(gy_shape)
+    gw = np.zeros(w.shape)
+    for i in range(kh):
+        for j in range(kw):
+            win = (slice(None), slice(i * dh, i * dh + (oh - 1) * sh + 1, sh),
+                   slice(j * dw, j * dw + (ow - 1) * sw + 1, sw))
+            for g in range(groups):
+                ci, co = slice(g * cg, (g + 1) * cg), slice(g * og, (g + 1) * og)
+                y[..., co] += xp[win][..., ci] @ w[i, j, :, co]
+                gw[i, j, :, co] = np.einsum("nhwc,nhwo->co", xp[win][..., ci], gy[..., co])
+                gxp[win + (ci,)] += gy[..., co] @ w[i, j, :, co].T
+    return y, gy, gxp[:, pt:pt + h, pl:pl + wd], gw
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_direct_kernels_match_reference(backend, case, dtype, threads):
+    n, h, wd, groups, cg, og, kh, kw, (sh, sw), (pt, pl), (dh, dw), (eh, ew) = case
+    k = backends.get(backend).k.conv_direct
+    rng = np.random.default_rng(sum(case[:8]))
+    x = rng.uniform(-1, 1, (n, h, wd, groups * cg))
+    w = rng.uniform(-1, 1, (kh, kw, cg, groups * og))
+    oh = (h + pt - (kh - 1) * dh - 1) // sh + 1 + eh
+    ow = (wd + pl - (kw - 1) * dw - 1) // sw + 1 + ew
+    args = (sh, sw, pt, pl, dh, dw, groups)
+    y_ref, gy, gx_ref, gw_ref = _reference(x, w, (n, oh, ow, groups * og), rng, *args)
+    x, w, gy = x.astype(dtype), w.astype(dtype), gy.astype(dtype)
+    old = fastconv.get_num_threads()
+    fastconv.set_num_threads(threads)
+    try:
+        outs = []
+        for _ in range(2):
+            y = np.full(y_ref.shape, np.nan, dtype)   # outputs are overwritten, NaN included
+            gx = np.full(x.shape, np.nan, dtype)
+            gw = np.full(w.shape, np.nan, dtype)
+            k.forward(x, w, y, *args)
+            k.backward_input(gy, w, gx, *args)
+            k.backward_weight(gy, x, gw, *args)
+            outs.append((y, gx, gw))
+    finally:
+        fastconv.set_num_threads(old)
+    tol = 2e-4 if dtype == np.float32 else 1e-11
+    for got, ref, terms in zip(outs[0], (y_ref, gx_ref, gw_ref),
+                               (kh * kw * cg, kh * kw * og, n * oh * ow)):
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * np.sqrt(terms))
+    for a, b in zip(*outs):   # deterministic: the same bits on every call
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_direct_kernels_reject_bad_shapes(backend):
+    k = backends.get(backend).k.conv_direct
+    x = np.zeros((1, 5, 5, 4), np.float32)
+    w = np.zeros((3, 3, 1, 8), np.float32)
+    with pytest.raises(ValueError):
+        k.forward(x, w, np.zeros((1, 3, 3, 8), np.float32), 1, 1, 0, 0, 1, 1, 2)  # 4 != 2*1
+    with pytest.raises(ValueError):
+        k.backward_weight(np.zeros((1, 3, 3, 8), np.float32), x, w, 1, 1, 0, 0, 1, 1, 3)
+    with pytest.raises(ValueError):
+        k.backward_input(np.zeros((1, 2, 3, 8), np.float32), w, np.zeros_like(x), 1, 1, 0, 0,
+                         1, 1, 4)
