@@ -112,3 +112,23 @@ def test_tap_runs_list_exactly_the_tap_table(geometry, adjoint):
     assert sorted(seen) == list(range(n))
     for o in range(n):
         assert seen[o] == [tuple(e) for e in tab[o, :cnt[o]]]
+
+
+@pytest.mark.parametrize("backend", [p for p in CPU_BACKEND_PARAMS if p.values[0] != "reference"])
+def test_depthwise_kernels_with_a_very_tall_filter(backend):
+    """2**19 real row taps per output row: the Cython M == 1 kernel kept three pointers per row
+    tap on the stack (12 MiB here: a segfault); such filters now take the plain loops."""
+    k = backends.get(backend).k.depthwise
+    kh = 2**19
+    x = np.ones((1, kh, 1, 8), np.float32)
+    w = np.ones((kh, 1, 1, 8), np.float32)
+    b = np.arange(8, dtype=np.float32)
+    y = np.full((1, 1, 1, 8), np.nan, np.float32)
+    k.forward(x, w, y, 1, 1, 0, 0, 1, 1, b)
+    np.testing.assert_array_equal(y[0, 0, 0], kh + b)
+    gw = np.full(w.shape, np.nan, np.float32)
+    k.backward_weight(np.ones_like(y), x, gw, 1, 1, 0, 0, 1, 1)
+    np.testing.assert_array_equal(gw, 1)
+    gx = np.full((1, 1, 1, 8), np.nan, np.float32)   # every one of kh output rows reads x
+    k.backward_input(np.ones((1, kh, 1, 8), np.float32), w, gx, 1, 1, kh - 1, 0, 1, 1)
+    np.testing.assert_array_equal(gx, kh)

@@ -96,3 +96,44 @@ def test_direct_kernels_reject_bad_shapes(backend):
     with pytest.raises(ValueError):
         k.backward_input(np.zeros((1, 2, 3, 8), np.float32), w, np.zeros_like(x), 1, 1, 0, 0,
                          1, 1, 4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_direct_kernels_with_no_output_channels(backend):
+    """O = 0: nothing reaches x, so gx is zero (the Numba input gradient of few input channels
+    used to read past its empty per-pixel accumulator)."""
+    k = backends.get(backend).k.conv_direct
+    for cg, groups in ((3, 1), (2, 2), (20, 1)):
+        x = np.ones((2, 4, 5, cg * groups), np.float32)
+        w = np.ones((3, 3, cg, 0), np.float32)
+        gy = np.ones((2, 4, 5, 0), np.float32)
+        gx = np.full(x.shape, np.nan, np.float32)
+        k.backward_input(gy, w, gx, 1, 1, 1, 1, 1, 1, groups)
+        np.testing.assert_array_equal(gx, 0)
+        y = np.empty((2, 4, 5, 0), np.float32)
+        k.forward(x, w, y, 1, 1, 1, 1, 1, 1, groups)
+        gw = np.empty(w.shape, np.float32)
+        k.backward_weight(gy, x, gw, 1, 1, 1, 1, 1, 1, groups)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_direct_kernels_huge_dilation_on_a_small_image(backend):
+    """A row dilation far past the image: right results, and the expanded-row cache (few output
+    channels per group) holds at most the image's rows, not one per row of the dilated span."""
+    k = backends.get(backend).k.conv_direct
+    rng = np.random.default_rng(5)
+    dh, args = 10**4, (1, 1, 0, 1, 10**4, 1, 2)
+    x = rng.uniform(-1, 1, (2, 4, 5, 4))
+    w = rng.uniform(-1, 1, (2, 3, 2, 6))        # Og = 3: expanded
+    y_ref, gy, gx_ref, gw_ref = _reference(x, w, (2, 4, 5, 6), rng, *args)
+    y, gx, gw = (np.full(a.shape, np.nan) for a in (y_ref, x, w))
+    k.forward(x, w, y, *args)
+    k.backward_input(gy, w, gx, *args)
+    k.backward_weight(gy, x, gw, *args)
+    for got, ref in ((y, y_ref), (gx, gx_ref), (gw, gw_ref)):
+        np.testing.assert_allclose(got, ref, rtol=1e-11, atol=1e-11)
+    if backend == "cython":
+        xe, tags = k._row_cache(2, 2, dh, 4, 5, 2, 6, True, np.float64)
+        assert tags.shape == (2, 4) and xe.shape == (2, 4 * 2 * 5, 6)
+    else:
+        assert k._slots(2, dh, 4) == 4

@@ -105,3 +105,9 @@ def test_kernel_entry_checks(backend):
         k.bias_act(x, np.ones(5, np.float32), True)                     # bias length
     with pytest.raises(ValueError):
         k.relu_backward(x, x, np.empty((4, 6), np.float64))             # dtype
+    for call in (lambda: k.bias_act([1.0, 2.0], None, True),         # not arrays
+                 lambda: k.relu_backward([1.0], x[0, :1], np.empty(1, np.float32)),
+                 lambda: k.dropout([1.0], np.empty(1, np.float32), 0, 0, 1.0),
+                 lambda: k.dropout(x[0], [0.0] * 6, 0, 0, 1.0)):
+        with pytest.raises(ValueError):
+            call()

@@ -44,18 +44,22 @@ class NativeBackend:
             self.k.depthwise.forward(x, w, y, *g.stride_args(), b=b)    # the bias in its pass
             b = None
         elif algorithm == "1x1":
-            xp.matmul(self._rows(self._subsample(x, g), g), self._grouped(w, g),
-                      out=self._rows(y, g))
+            self._forward_1x1(x, w, g, y, b, relu)
+            b, relu = None, False
         elif algorithm == "winograd":
             self._winograd_kernels()
             with self._winograd_blas(g.n):
                 self._winograd(x, w, y, g.pt, g.pl)
         else:
-            wg, y_rows = self._grouped(w, g), self._rows(y, g)
+            wg, y_rows, flat = self._grouped(w, g), self._rows(y, g), y.reshape(-1, g.o)
 
-            def tile(r0, cols, _):
-                xp.matmul(cols, wg, out=y_rows[:, r0 * g.ow:r0 * g.ow + cols.shape[1]])
+            def tile(r0, cols, _):     # the GEMM, then the epilogue while the tile is in cache
+                rows = slice(r0 * g.ow, r0 * g.ow + cols.shape[1])
+                xp.matmul(cols, wg, out=y_rows[:, rows])
+                if b is not None or relu:
+                    self.bias_act(flat[rows], b, relu)
             self._for_tiles(x, g, tile)
+            b, relu = None, False
         if b is not None or relu:
             self.bias_act(y, b, relu)
         return y
@@ -80,6 +84,20 @@ class NativeBackend:
         else:
             self._backward_im2col(gy, x, w, g, gx, gw)
         return gx, gw
+
+    def _forward_1x1(self, x, w, g, y, b, relu):
+        """Row blocks of about ``tile_bytes`` per worker: a GEMM, then the epilogue in cache."""
+        xs, wg, ys = self._rows(self._subsample(x, g), g), self._grouped(w, g), self._rows(y, g)
+        flat = y.reshape(-1, g.o)
+        step = max(1, self.tile_bytes // ((g.c + g.o) * x.dtype.itemsize))
+
+        def work(lo, hi):
+            for r in range(lo, hi, step):
+                end = min(r + step, hi)
+                self.xp.matmul(xs[:, r:end], wg, out=ys[:, r:end])
+                if b is not None or relu:
+                    self.bias_act(flat[r:end], b, relu)
+        self._per_worker(g.n, g.oh * g.ow, work)
 
     def _backward_1x1(self, gy, x, w, g, gx, gw):
         xp = self.xp
@@ -194,12 +212,8 @@ class NativeBackend:
         xp = self.xp
         per_tile = points * sum(widths) * dtype.itemsize
         block = min(n * per_image, max(self._winograd_min_tiles, self._winograd_bytes // per_tile))
-        workers = min(n, self._threads()) if self.set_num_threads else 1
-        bounds = [n * i // workers * per_image for i in range(workers + 1)]
 
         def work(lo, hi):
-            if workers > 1:
-                self.set_num_threads(1)
             acc = xp.zeros(acc_shape, dtype) if acc_shape else None
             space = [xp.empty(points * block * wd, dtype) for wd in widths]
             for t0 in range(lo, hi, block):
@@ -207,10 +221,7 @@ class NativeBackend:
                 body(t0, *(s[:points * cnt * wd].reshape(points, cnt, wd)
                            for s, wd in zip(space, widths)), acc)
             return acc
-
-        if workers == 1:
-            return [work(0, n * per_image)]
-        return list(_executor(workers).map(work, bounds[:-1], bounds[1:]))
+        return self._per_worker(n, per_image, work)
 
     def _for_tiles(self, x, g, body, acc_shape=None):
         """Unroll every row tile into ``cols`` and call ``body(r0, cols, acc)``.
@@ -220,12 +231,8 @@ class NativeBackend:
         xp = self.xp
         k = g.kh * g.kw * (g.c // g.groups)
         rows = max(1, min(g.n * g.oh, self.tile_bytes // (g.groups * g.ow * k * x.dtype.itemsize)))
-        workers = min(g.n, self._threads()) if self.set_num_threads else 1
-        bounds = [g.n * i // workers * g.oh for i in range(workers + 1)]
 
         def work(lo, hi):
-            if workers > 1:
-                self.set_num_threads(1)
             acc = xp.zeros(acc_shape, x.dtype) if acc_shape else None
             space = xp.empty((g.groups, rows * g.ow, k), x.dtype)
             for r0 in range(lo, hi, rows):
@@ -233,12 +240,24 @@ class NativeBackend:
                 self.k.im2col.im2col(x, cols, r0, g.kh, g.kw, g.oh, g.ow, *g.stride_args())
                 body(r0, cols, acc)
             return acc
+        return self._per_worker(g.n, g.oh, work)
 
+    def _per_worker(self, n, per_image, work):
+        """Run ``work(lo, hi)`` on one range of whole images per worker thread (``per_image``
+        units each), with single-threaded kernels and BLAS: alternating multi-threaded OpenMP
+        and BLAS regions made the cores wait on each other (bench/NOTES.md, step 3), and whole
+        images keep gathers such as ``col2im`` race-free. Returns each worker's result."""
+        workers = min(n, self._threads()) if self.set_num_threads else 1
         if workers == 1:
-            return [work(0, g.n * g.oh)]
+            return [work(0, n * per_image)]
+        bounds = [n * i // workers * per_image for i in range(workers + 1)]
+
+        def run(lo, hi):
+            self.set_num_threads(1)
+            return work(lo, hi)
         from threadpoolctl import threadpool_limits
         with threadpool_limits(1, user_api="blas"):
-            return list(_executor(workers).map(work, bounds[:-1], bounds[1:]))
+            return list(_executor(workers).map(run, bounds[:-1], bounds[1:]))
 
     @staticmethod
     def _threads():

@@ -334,17 +334,19 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups):
         return
     threads = max(1, get_max_threads())
     expanded = y.shape[3] // groups < WIDE
-    xe, tags = _row_cache(threads, w.shape[0], dil_h, x.shape[2], w.shape[2], y.shape[3],
-                          expanded, y.dtype)
+    xe, tags = _row_cache(threads, w.shape[0], dil_h, x.shape[1], x.shape[2], w.shape[2],
+                          y.shape[3], expanded, y.dtype)
     _forward(x, w, y, _taps(y.shape[1], w.shape[0], sh, pt, dil_h, x.shape[1], False),
              _taps(y.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False), sw, dil_w, groups,
              xe, tags, expanded)
 
 
-def _row_cache(threads, kh, dil_h, width, cg, o, expanded, dtype):
+def _row_cache(threads, kh, dil_h, height, width, cg, o, expanded, dtype):
     """Per thread, ``(kh - 1)*dil_h + 1`` expanded rows ``[Cg, W, O]`` (none unless ``expanded``) and their
-    tags (-1: empty)."""
-    slots = (kh - 1) * dil_h + 1 if expanded else 1
+    tags (-1: empty). No more than the ``height`` rows of an image (a huge dilation must not
+    allocate rows that do not exist; each row is used as soon as it is fetched, so fewer slots
+    only cost reuse)."""
+    slots = max(1, min((kh - 1) * dil_h + 1, height)) if expanded else 1
     return (np.empty((threads, slots * cg * width if expanded else 0, o), dtype),
             np.full((threads, slots), -1, np.intp))
 
@@ -382,7 +384,7 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups):
     parts = np.zeros((threads,) + gw.shape, gw.dtype)
     if gy.size and x.size:
         expanded = gw.shape[3] // groups < WIDE
-        xe, tags = _row_cache(threads, gw.shape[0], dil_h, x.shape[2], gw.shape[2],
+        xe, tags = _row_cache(threads, gw.shape[0], dil_h, x.shape[1], x.shape[2], gw.shape[2],
                               gw.shape[3], expanded, gw.dtype)
         _backward_weight(gy, x, parts, _taps(gy.shape[1], gw.shape[0], sh, pt, dil_h,
                                              x.shape[1], False),

@@ -26,6 +26,11 @@ from fastconv.kernels.cython.threads import get_max_threads
 from fastconv.kernels import _checks
 from fastconv.kernels._taps import taps as _taps, runs as _runs
 
+# fc_dw keeps three pointers per real row tap of its row in arrays on the stack (VLAs): rows with
+# more row taps than this (filters taller than any real layer's) run the plain M > 1 loops, so a
+# tall filter cannot overflow a thread's stack
+_MAX_ROW_TAPS = 64
+
 cdef extern from *:
     """
     /* target_clones needs GNU ifuncs; Clang and GCC < 12 build the baseline only */
@@ -200,7 +205,7 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, b=None):
     if not y.size:
         return
     rows = _taps(y.shape[1], w.shape[0], sh, pt, dil_h, x.shape[1], False)
-    if m == 1:
+    if m == 1 and rows[1].max() <= _MAX_ROW_TAPS:
         _gather_1(x, w, y, rows, _runs(y.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False), b)
     else:
         _gather_m(x, w, y, rows, _taps(y.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False),
@@ -216,7 +221,7 @@ def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w):
     if not gx.size:
         return
     rows = _taps(gx.shape[1], w.shape[0], sh, pt, dil_h, gy.shape[1], True)
-    if m == 1:
+    if m == 1 and rows[1].max() <= _MAX_ROW_TAPS:
         _gather_1(gy, w, gx, rows, _runs(gx.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True),
                   None)
     else:
@@ -235,7 +240,7 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w):
     parts = np.zeros((max(1, get_max_threads()),) + gw.shape, gw.dtype)
     if gy.size:
         rows = _taps(gy.shape[1], gw.shape[0], sh, pt, dil_h, x.shape[1], False)
-        if m == 1:
+        if m == 1 and rows[1].max() <= _MAX_ROW_TAPS:
             _backward_weight_1(gy, x, parts, rows,
                                _runs(gy.shape[2], gw.shape[1], sw, pl, dil_w, x.shape[2], False))
         else:

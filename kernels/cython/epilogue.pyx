@@ -53,7 +53,7 @@ def bias_act(y, b, relu):
     ``relu`` (NaN stays NaN)."""
     op = "epilogue.bias_act"
     inputs = {} if b is None else {"b": (b, 1)}
-    _checks.arrays(op, inputs, {"y": (y, y.ndim)})
+    _checks.arrays(op, inputs, {"y": (y, np.ndim(y))})
     if y.ndim < 1:
         raise ValueError(f"{op}: y must have at least one dimension")
     channels = y.shape[y.ndim - 1]
@@ -67,7 +67,7 @@ def bias_act(y, b, relu):
 def relu_backward(gy, y, gx):
     """``gx = gy * (y > 0)`` (overwritten)."""
     op = "epilogue.relu_backward"
-    _checks.arrays(op, {"gy": (gy, gy.ndim), "y": (y, y.ndim)}, {"gx": (gx, gx.ndim)})
+    _checks.arrays(op, {"gy": (gy, np.ndim(gy)), "y": (y, np.ndim(y))}, {"gx": (gx, np.ndim(gx))})
     _checks.shape(op, "y", y, gy.shape)
     _checks.shape(op, "gx", gx, gy.shape)
     _relu_backward(gy.reshape(-1), y.reshape(-1), gx.reshape(-1))
@@ -77,7 +77,7 @@ def dropout(x, out, seed, threshold, scale):
     """``out = x * mask``: ``scale`` where the hash of (seed, flat index) keeps the element
     (its top 32 bits >= ``threshold`` = rate * 2**32), else 0 (overwritten)."""
     op = "epilogue.dropout"
-    _checks.arrays(op, {"x": (x, x.ndim)}, {"out": (out, out.ndim)})
+    _checks.arrays(op, {"x": (x, np.ndim(x))}, {"out": (out, np.ndim(out))})
     _checks.shape(op, "out", out, x.shape)
     seed, threshold = operator.index(seed) % 2**63, operator.index(threshold)
     if not 0 <= threshold <= 1 << 32:

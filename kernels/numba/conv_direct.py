@@ -40,7 +40,7 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups):
     if y.size:
         _forward(x, w, y, *_taps(y.shape[1], w.shape[0], sh, pt, dil_h, x.shape[1], False),
                  *_taps(y.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False), groups,
-                 _slots(w.shape[0], dil_h), numba.get_num_threads())
+                 _slots(w.shape[0], dil_h, x.shape[1]), numba.get_num_threads())
 
 
 def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups):
@@ -50,6 +50,9 @@ def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups):
     sh, sw, pt, pl, dil_h, dil_w, groups = _checks.conv(op, gx, w, gy, "gx", "gy", sh, sw, pt,
                                                         pl, dil_h, dil_w, groups)
     if not gx.size:
+        return
+    if not gy.size:  # no output channels: nothing reaches x (the group sums would read acc[:, 0])
+        gx[...] = 0
         return
     rows = _taps(gx.shape[1], w.shape[0], sh, pt, dil_h, gy.shape[1], True)
     cols = _taps(gx.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True)
@@ -73,13 +76,15 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups):
     if gy.size and x.size:
         _backward_weight(gy, x, parts, *_taps(gy.shape[1], gw.shape[0], sh, pt, dil_h,
                                               x.shape[1], False),
-                         sw, pl, dil_w, groups, _slots(gw.shape[0], dil_h))
+                         sw, pl, dil_w, groups, _slots(gw.shape[0], dil_h, x.shape[1]))
     np.sum(parts, axis=0, out=gw)
 
 
-def _slots(kh, dil_h):
-    """Rows in the expanded-row cache: more than the span of one output row's row taps."""
-    return (kh - 1) * dil_h + 1
+def _slots(kh, dil_h, h):
+    """Rows in the expanded-row cache: more than the span of one output row's row taps, but no
+    more than the ``h`` rows of an image (each row is used as soon as it is fetched: fewer
+    slots only cost reuse, and a huge dilation must not allocate rows that do not exist)."""
+    return max(1, min((kh - 1) * dil_h + 1, h))
 
 
 # ------------------------------------------------------------------------------------ kernels
