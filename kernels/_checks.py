@@ -222,3 +222,33 @@ def winograd_tiles(op, act, v, t0, m, th, tw, pt, pl):
         raise ValueError(f"{op}: tiles [{t0}, {t0 + v.shape[1]}) run past the {act.shape[0]}"
                          f"*{th}*{tw} tiles of the batch")
     return t0, m, th, tw, pt, pl
+
+
+def bias_act(op, y, b):
+    """``y`` (any rank >= 1, written in place) and its bias ``b[O]`` or None; returns O."""
+    arrays(op, {} if b is None else {"b": (b, 1)}, {"y": (y, np.ndim(y))})
+    if y.ndim < 1:
+        raise ValueError(f"{op}: y must have at least one dimension")
+    channels = y.shape[-1]
+    if b is not None and b.shape != (channels,):
+        raise ValueError(f"{op}: b must have shape ({channels},), got {b.shape}")
+    return channels
+
+
+def elementwise(op, inputs, outputs):
+    """Arrays of any rank and one shape: ``inputs`` / ``outputs`` dicts ``name -> array``."""
+    named = {**inputs, **outputs}
+    arrays(op, {k: (a, np.ndim(a)) for k, a in inputs.items()},
+           {k: (a, np.ndim(a)) for k, a in outputs.items()})
+    first, *rest = named.items()
+    for name, a in rest:
+        shape(op, name, a, first[1].shape)
+
+
+def dropout(op, seed, threshold):
+    """The mask's seed (reduced mod 2**63, as the CUDA kernel takes it) and its threshold in
+    [0, 2**32], as ints."""
+    seed, threshold = operator.index(seed) % 2**63, operator.index(threshold)
+    if not 0 <= threshold <= 1 << 32:
+        raise ValueError(f"{op}: threshold must lie in [0, 2**32], got {threshold}")
+    return seed, threshold

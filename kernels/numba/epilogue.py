@@ -2,8 +2,6 @@
 ReLU in place, the ReLU gradient, and dropout by the stateless (seed, index) hash of
 ``kernels/cuda/dropout.cu``, bit for bit.
 """
-import operator
-
 import numba
 import numpy as np
 from numba import prange
@@ -19,12 +17,7 @@ def bias_act(y, b, relu):
     """In place over ``y[..., O]``: ``y += b`` (``b[O]``; skipped when None), then ReLU when
     ``relu`` (NaN stays NaN)."""
     op = "epilogue.bias_act"
-    _checks.arrays(op, {} if b is None else {"b": (b, 1)}, {"y": (y, np.ndim(y))})
-    if y.ndim < 1:
-        raise ValueError(f"{op}: y must have at least one dimension")
-    channels = y.shape[-1]
-    if b is not None and b.shape != (channels,):
-        raise ValueError(f"{op}: b must have shape ({channels},), got {b.shape}")
+    channels = _checks.bias_act(op, y, b)
     if y.size and (b is not None or relu):
         _bias_act(y.reshape(y.size // channels, channels),
                   np.empty(0, y.dtype) if b is None else b, b is not None, bool(relu))
@@ -32,10 +25,7 @@ def bias_act(y, b, relu):
 
 def relu_backward(gy, y, gx):
     """``gx = gy * (y > 0)`` (overwritten)."""
-    op = "epilogue.relu_backward"
-    _checks.arrays(op, {"gy": (gy, np.ndim(gy)), "y": (y, np.ndim(y))}, {"gx": (gx, np.ndim(gx))})
-    _checks.shape(op, "y", y, gy.shape)
-    _checks.shape(op, "gx", gx, gy.shape)
+    _checks.elementwise("epilogue.relu_backward", {"gy": gy, "y": y}, {"gx": gx})
     _relu_backward(gy.reshape(-1), y.reshape(-1), gx.reshape(-1))
 
 
@@ -43,11 +33,8 @@ def dropout(x, out, seed, threshold, scale):
     """``out = x * mask``: ``scale`` where the hash of (seed, flat index) keeps the element
     (its top 32 bits >= ``threshold`` = rate * 2**32), else 0 (overwritten)."""
     op = "epilogue.dropout"
-    _checks.arrays(op, {"x": (x, np.ndim(x))}, {"out": (out, np.ndim(out))})
-    _checks.shape(op, "out", out, x.shape)
-    seed, threshold = operator.index(seed) % 2**63, operator.index(threshold)
-    if not 0 <= threshold <= 1 << 32:
-        raise ValueError(f"{op}: threshold must lie in [0, 2**32], got {threshold}")
+    _checks.elementwise(op, {"x": x}, {"out": out})
+    seed, threshold = _checks.dropout(op, seed, threshold)
     _dropout(x.reshape(-1), out.reshape(-1), _U(seed), threshold, x.dtype.type(scale))
 
 
