@@ -56,8 +56,7 @@ class NativeBackend:
             def tile(r0, cols, _):     # the GEMM, then the epilogue while the tile is in cache
                 rows = slice(r0 * g.ow, r0 * g.ow + cols.shape[1])
                 xp.matmul(cols, wg, out=y_rows[:, rows])
-                if b is not None or relu:
-                    self.bias_act(flat[rows], b, relu)
+                self._tile_epilogue(flat[rows], b, relu)
             self._for_tiles(x, g, tile)
             b, relu = None, False
         if b is not None or relu:
@@ -95,8 +94,7 @@ class NativeBackend:
             for r in range(lo, hi, step):
                 end = min(r + step, hi)
                 self.xp.matmul(xs[:, r:end], wg, out=ys[:, r:end])
-                if b is not None or relu:
-                    self.bias_act(flat[r:end], b, relu)
+                self._tile_epilogue(flat[r:end], b, relu)
         self._per_worker(g.n, g.oh * g.ow, work)
 
     def _backward_1x1(self, gy, x, w, g, gx, gw):
@@ -283,6 +281,15 @@ class NativeBackend:
     def bias_act(self, y, b, relu):
         """In place: ``y += b`` (skipped when None), then ReLU when ``relu``."""
         self.k.epilogue.bias_act(y, b, relu)
+
+    def _tile_epilogue(self, y, b, relu):
+        """:meth:`bias_act` on a tile inside a worker, while it is in cache, by array operations:
+        the parallel kernel there (an OpenMP or Numba region inside each worker) made the 1x1
+        forward 1.6x slower (bench/NOTES.md, step 12)."""
+        if b is not None:
+            self.xp.add(y, b, out=y)
+        if relu:
+            self.xp.maximum(y, 0, out=y)
 
     def relu_backward(self, gy, y):
         gx = self.xp.empty_like(gy)
