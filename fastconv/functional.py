@@ -237,6 +237,7 @@ def conv2d_backward(dy, x, w, strides=1, padding="valid", dilation=1, groups=1,
 
 
 # ------------------------------------------------------------------------- pooling
+MAX_OFFSET_CELLS = 256     # max pooling's uint8 offsets name at most this many window cells
 MaxPool2DWithIndices = namedtuple("MaxPool2DWithIndices", "y indices")
 MaxPool2DWithIndices.__doc__ = ("max_pool2d's output and, per output, its winner's offset "
                                 "i*kw + j in the window (uint8).")
@@ -260,9 +261,9 @@ def _prepare_pool(x, pool_size, strides, padding, data_format, backend, values=T
     if max(g.pt, g.pb) >= g.kh or max(g.pl, g.pr) >= g.kw:
         raise ValueError(f"pool padding {((g.pt, g.pb), (g.pl, g.pr))} must be smaller than the "
                          f"pool size {(g.kh, g.kw)} on every side")
-    if offsets and g.kh * g.kw > 256:
-        raise ValueError(f"max pooling's indices are uint8 offsets: windows of at most 256 "
-                         f"cells, got {g.kh}x{g.kw} = {g.kh * g.kw}")
+    if offsets and g.kh * g.kw > MAX_OFFSET_CELLS:
+        raise ValueError(f"max pooling's indices are uint8 offsets: windows of at most "
+                         f"{MAX_OFFSET_CELLS} cells, got {g.kh}x{g.kw} = {g.kh * g.kw}")
     return xp, be, x, g
 
 
