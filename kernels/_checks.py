@@ -205,8 +205,8 @@ def window_offsets(op, idx, expected, cells, others, output):
 
 def winograd_grid(op, act, m):
     """The ``ceil(OH/m) x ceil(OW/m)`` grid of ``m x m`` tiles over ``act`` ``(N, OH, OW, K)``."""
-    if m not in (2, 4):
-        raise ValueError(f"{op}: m must be 2 or 4, got {m!r}")
+    if m not in (2, 3, 4):
+        raise ValueError(f"{op}: m must be 2, 3 or 4, got {m!r}")
     return -(-act.shape[1] // m), -(-act.shape[2] // m)
 
 

@@ -1,4 +1,4 @@
-"""algorithm='winograd' (F(2x2,3x3) and F(4x4,3x3), CPU backends) against the float64 reference,
+"""algorithm='winograd' (F(m x m, 3x3), m = 2, 3, 4, CPU backends) against the float64 reference,
 its applicability errors, and the entry checks of its kernels."""
 from types import SimpleNamespace
 
@@ -16,19 +16,21 @@ FAST_CPU = [p for p in CPU_BACKEND_PARAMS if p.values[0] != "reference"]
 # Max |error| / max |reference| allowed. Measured on the lecture's dense 3x3 layers
 # (bench/shapes.py, 32 images, N(0, 1) inputs, weights scaled by 1/sqrt(9*C)): float32 F(4,3)
 # up to 1.8e-5 (cifar6, 256 channels: the transforms' coefficients up to 8 and 1/24 cost a few
-# bits), F(2,3) 4e-7 (im2col: 5e-7); float64 up to 2.6e-14. The bounds leave a 5x (float32) and
-# 40x (float64) margin.
+# bits), F(3,3) up to 8e-6 (mnist3-5), F(2,3) 4e-7 (im2col: 5e-7); float64 up to 2.6e-14.
+# The bounds leave a 5x (float32) and 40x (float64) margin.
 TOL = {np.float32: 1e-4, np.float64: 1e-12}
 
-CASES = [  # n, h, w, c, o, padding (m = 4 unless noted)
-    (3, 13, 13, 5, 7, "same"),                  # cropped last tiles
-    (2, 6, 6, 4, 3, "same"),                    # m = 2
-    (2, 3, 3, 3, 5, "same"),                    # one tile
-    (1, 9, 17, 6, 4, "valid"),
-    (2, 10, 5, 3, 2, ((4, 0), (0, 5))),         # padding > 2: negative padding in dx
+CASES = [  # n, h, w, c, o, padding; m of the forward (and of dx where it differs)
+    (3, 13, 13, 5, 7, "same"),                  # m = 4, cropped last tiles
+    (2, 6, 6, 4, 3, "same"),                    # m = 3
+    (2, 3, 3, 3, 5, "same"),                    # m = 3, one tile
+    (2, 5, 5, 70, 66, "same"),                  # m = 3, cropped, two 64-channel passes
+    (1, 9, 17, 6, 4, "valid"),                  # m = 4
+    (2, 10, 5, 3, 2, ((4, 0), (0, 5))),         # m = 4 (dx: m = 3); negative padding in dx
     (1, 1, 1, 2, 3, 1),                         # m = 2, all but one cell padding
-    (4, 8, 7, 70, 66, ((2, 1), (0, 2))),        # more than one 64-channel pass
-    (1, 3, 4, 1, 1, "valid"),                   # a 1x2 output
+    (3, 2, 7, 3, 4, "same"),                    # m = 2, cropped
+    (4, 8, 7, 70, 66, ((2, 1), (0, 2))),        # m = 4, two 64-channel passes
+    (1, 3, 4, 1, 1, "valid"),                   # m = 2, a 1x2 output
 ]
 
 
@@ -56,6 +58,31 @@ def _run(backend, case, dtype, data_format="channels_last"):
     _close(g.dw, g_ref.dw, dtype)
     _close(g.db, g_ref.db, dtype)
     return y, g
+
+
+def test_winograd_tile_size_takes_the_fewest_multiplies():
+    """F(3x3) on 6x6 and 3x3 outputs (the MNIST net's), F(4x4) on the larger, F(2x2) on thin."""
+    got = {s: NativeBackend._winograd_tile(*s, np.float32)[0]
+           for s in [(6, 6), (3, 3), (5, 5), (13, 13), (7, 7), (28, 28), (2, 7), (1, 1)]}
+    assert got == {(6, 6): 3, (3, 3): 3, (5, 5): 3, (13, 13): 4, (7, 7): 4, (28, 28): 4,
+                   (2, 7): 2, (1, 1): 2}
+
+
+@pytest.mark.parametrize("backend", FAST_CPU)
+@pytest.mark.parametrize("m", [2, 3, 4])
+def test_winograd_one_tile_is_the_correlation(backend, m):
+    """``A^T [(G g G^T) * (B^T d B)] A`` through the kernels = the 2-D correlation of one patch."""
+    a = m + 2
+    _, gm = NativeBackend._winograd_tile(*{2: (1, 1), 3: (3, 3), 4: (4, 4)}[m], np.float64)
+    k = backends.get(backend).k.winograd
+    rng = np.random.default_rng(m)
+    d, g = rng.standard_normal((1, a, a, 1)), rng.standard_normal((3, 3))
+    v = np.empty((a * a, 1, 1))
+    k.input_transform(d, v, 0, m, 1, 1, 0, 0)
+    y = np.empty((1, m, m, 1))
+    k.output_transform(v * (gm @ g @ gm.T).reshape(-1, 1, 1), y, 0, m)
+    ref = [[np.sum(d[0, i:i + 3, j:j + 3, 0] * g) for j in range(m)] for i in range(m)]
+    np.testing.assert_allclose(y[0, :, :, 0], ref, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -126,7 +153,7 @@ def test_winograd_kernels_check_their_arguments(backend):
     bad = [
         (k.input_transform, (x, v, 5, 4, 2, 2, 1, 1), "run past"),
         (k.input_transform, (x, v, -1, 4, 2, 2, 1, 1), "t0 must be"),
-        (k.input_transform, (x, v, 0, 3, 2, 2, 1, 1), "m must be 2 or 4"),
+        (k.input_transform, (x, v, 0, 5, 2, 2, 1, 1), "m must be"),
         (k.input_transform, (x, v[:16], 0, 4, 2, 2, 1, 1), "has shape"),
         (k.input_transform, (x, v.astype(np.float64), 0, 4, 2, 2, 1, 1), "one dtype"),
         (k.input_transform, (x, v[:, ::2], 0, 4, 2, 2, 1, 1), "C-contiguous"),

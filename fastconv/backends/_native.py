@@ -16,13 +16,15 @@ Algorithms:
                  alternating multi-threaded OpenMP and BLAS regions made the cores wait on each
                  other (bench/NOTES.md), and whole images keep ``col2im`` race-free.
   ``1x1``        1x1 filters without padding: the input *is* the column matrix (a strided view
-                 subsampled for strides > 1): pure GEMM, no unrolling.
+                 subsampled for strides > 1): a GEMM, no unrolling; few outputs per group go to
+                 the ``pointwise`` kernels, which read x once (BLAS packs it first).
   ``depthwise``  groups == channels, any depth multiplier.
 """
 from concurrent.futures import ThreadPoolExecutor
 
 TILE_BYTES = 4 << 20   # the CPU backends' im2col tile
 _pool = {}
+_blas = []   # threadpoolctl's controller of the BLAS libraries, made on first use
 
 
 class NativeBackend:
@@ -73,9 +75,12 @@ class NativeBackend:
                 self.k.conv_direct.backward_input(gy, w, gx, *g.stride_args(), g.groups)
             self.k.conv_direct.backward_weight(gy, x, gw, *g.stride_args(), g.groups)
         elif algorithm == "depthwise":
-            if need_input_grad:
-                self.k.depthwise.backward_input(gy, w, gx, *g.stride_args())
-            self.k.depthwise.backward_weight(gy, x, gw, *g.stride_args())
+            if hasattr(self.k.depthwise, "backward"):   # CPU: both in one pass over gy
+                self.k.depthwise.backward(gy, x, w, gx, gw, *g.stride_args())
+            else:
+                if need_input_grad:
+                    self.k.depthwise.backward_input(gy, w, gx, *g.stride_args())
+                self.k.depthwise.backward_weight(gy, x, gw, *g.stride_args())
         elif algorithm == "1x1":
             self._backward_1x1(gy, x, w, g, gx, gw)
         elif algorithm == "winograd":
@@ -85,7 +90,13 @@ class NativeBackend:
         return gx, gw
 
     def _forward_1x1(self, x, w, g, y, b, relu):
-        """Row blocks of about ``tile_bytes`` per worker: a GEMM, then the epilogue in cache."""
+        """Few outputs per group (kernel sets with ``pointwise``): its direct kernel, which reads
+        x once, epilogue fused. Else row blocks of about ``tile_bytes`` per worker: a GEMM, then
+        the epilogue in cache."""
+        pw = getattr(self.k, "pointwise", None)
+        if pw is not None and g.o // g.groups <= pw.MAX_OUTPUTS:
+            pw.forward(x, w, y, g.sh, g.sw, g.groups, b, relu)
+            return
         xs, wg, ys = self._rows(self._subsample(x, g), g), self._grouped(w, g), self._rows(y, g)
         flat = y.reshape(-1, g.o)
         step = max(1, self.tile_bytes // ((g.c + g.o) * x.dtype.itemsize))
@@ -98,6 +109,12 @@ class NativeBackend:
         self._per_worker(g.n, g.oh * g.ow, work)
 
     def _backward_1x1(self, gy, x, w, g, gx, gw):
+        pw = getattr(self.k, "pointwise", None)
+        if pw is not None and g.o // g.groups <= pw.MAX_OUTPUTS:   # as _forward_1x1
+            pw.backward_weight(gy, x, gw, g.sh, g.sw, g.groups)
+            if gx is not None:
+                pw.backward_input(gy, w, gx, g.sh, g.sw, g.groups)
+            return
         xp = self.xp
         cols, dy = self._rows(self._subsample(x, g), g), self._rows(gy, g)
         xp.matmul(cols.swapaxes(1, 2), dy, out=self._grouped(gw, g))
@@ -134,8 +151,7 @@ class NativeBackend:
         from contextlib import nullcontext
         if not self.set_num_threads or min(n, self._threads()) < 2:
             return nullcontext()
-        from threadpoolctl import threadpool_limits
-        return threadpool_limits(1, user_api="blas")
+        return _one_blas_thread()
 
     def _winograd_kernels(self):
         if not hasattr(self.k, "winograd"):
@@ -145,14 +161,17 @@ class NativeBackend:
 
     @staticmethod
     def _winograd_tile(oh, ow, dtype):
-        """``m`` and ``G`` of Winograd F(m x m, 3x3) for an ``oh x ow`` output: the ``m`` in (2, 4)
-        with the fewest GEMM multiplies, ``(m + 2)^2`` per tile (the smaller on a tie: cheaper
-        transforms, smaller rounding error). ``B^T`` and ``A^T`` live in the kernels."""
+        """``m`` and ``G`` of Winograd F(m x m, 3x3) for an ``oh x ow`` output: the ``m`` in
+        (2, 3, 4) with the fewest GEMM multiplies, ``(m + 2)^2`` per tile (the smaller on a tie:
+        cheaper transforms, smaller rounding error; m = 3 takes 6x6 and 3x3 outputs, 100 and 25
+        against 144 and 36). ``B^T`` and ``A^T`` live in the kernels."""
         import numpy as np
-        m = min((2, 4), key=lambda m: (m + 2) ** 2 * -(-oh // m) * -(-ow // m))
-        gm = ([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]] if m == 2 else
-              [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-               [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
+        m = min((2, 3, 4), key=lambda m: (m + 2) ** 2 * -(-oh // m) * -(-ow // m))
+        gm = {2: [[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
+              3: [[1 / 2, 0, 0], [-1 / 2, -1 / 2, -1 / 2], [-1 / 6, 1 / 6, -1 / 6],
+                  [1 / 6, 1 / 3, 2 / 3], [0, 0, 1]],
+              4: [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]}[m]
         return m, np.array(gm, dtype)
 
     def _winograd(self, x, w, y, pt, pl):
@@ -253,8 +272,7 @@ class NativeBackend:
         def run(lo, hi):
             self.set_num_threads(1)
             return work(lo, hi)
-        from threadpoolctl import threadpool_limits
-        with threadpool_limits(1, user_api="blas"):
+        with _one_blas_thread():
             return list(_executor(workers).map(run, bounds[:-1], bounds[1:]))
 
     @staticmethod
@@ -330,6 +348,16 @@ class NativeBackend:
         else:
             self.k.pool.avg_backward(gy, gx, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl)
         return gx
+
+
+def _one_blas_thread():
+    """A context holding BLAS to one thread. Its threadpoolctl controller is made once:
+    ``threadpool_limits`` rescans the loaded libraries on every call (1.5 ms with torch loaded,
+    against 0.04 ms for ``limit``)."""
+    if not _blas:
+        from threadpoolctl import ThreadpoolController
+        _blas.append(ThreadpoolController().select(user_api="blas"))
+    return _blas[0].limit(limits=1)
 
 
 def _executor(workers):

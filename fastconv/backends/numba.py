@@ -6,10 +6,12 @@ import numpy
 
 from fastconv._config import get_num_threads
 from fastconv.backends._native import NativeBackend
-from fastconv.kernels.numba import conv_direct, depthwise, epilogue, im2col, pool, winograd
+from fastconv.kernels.numba import (conv_direct, depthwise, epilogue, im2col, pointwise, pool,
+                                    winograd)
 
 BACKEND = NativeBackend("numba", SimpleNamespace(
-    conv_direct=conv_direct, depthwise=depthwise, epilogue=epilogue, im2col=im2col, pool=pool,
-    winograd=winograd), numpy, set_num_threads=numba.set_num_threads)
+    conv_direct=conv_direct, depthwise=depthwise, epilogue=epilogue, im2col=im2col,
+    pointwise=pointwise, pool=pool, winograd=winograd), numpy,
+    set_num_threads=numba.set_num_threads)
 
 numba.set_num_threads(min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))

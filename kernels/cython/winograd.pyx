@@ -1,4 +1,4 @@
-"""Winograd F(m x m, 3x3) tile transforms, m = 2 or 4, NHWC (``kernels/README.md``, "Winograd
+"""Winograd F(m x m, 3x3) tile transforms, m = 2, 3 or 4, NHWC (``kernels/README.md``, "Winograd
 tiles").
 
 Tiles of ``m x m`` output cells are numbered ``t = (n*th + ti)*tw + tj`` over the batch; a call
@@ -10,7 +10,8 @@ stored ``v[a*A + b, t, channel]``: one ``(T, channels)`` matrix per point, for t
 - ``output_transform``: ``y = A^T M A`` into the tile's ``m x m`` output cells inside ``y``;
 - ``output_transform_t``: its transpose, ``dm = A gy A^T`` (the weight gradient's side).
 
-Each is two passes of 1-D transforms (hard-coded, Lavin & Gray's matrices) through a per-tile
+Each is two passes of 1-D transforms (hard-coded: Lavin & Gray's matrices for m = 2 and 4, the
+points 0, 1, -1, 2 and infinity for m = 3) through a per-tile
 buffer of at most 64 channels, in parallel over the tiles; the 1-D transforms run over the
 contiguous channels and are compiled by GCC for AVX2+FMA (chosen at run time) and for the
 build's baseline. Tiles at the edges go through a zero-filled (or cropped) copy.
@@ -35,10 +36,8 @@ cdef extern from *:
     #define FC_CLONES
     #endif
     /* One 1-D transform of n channels: inputs d[i*ds + k], outputs o[r*os + k] (the rows of
-       o never overlap the rows of d or each other: ivdep). Kinds:
-       0: B^T, m = 2 (4 -> 4)   1: B^T, m = 4 (6 -> 6)
-       2: A^T, m = 2 (4 -> 2)   3: A^T, m = 4 (6 -> 4)
-       4: A,   m = 2 (2 -> 4)   5: A,   m = 4 (4 -> 6) */
+       o never overlap the rows of d or each other: ivdep). kind = 3*stage + m - 2, stages:
+       B^T (m+2 -> m+2), A^T (m+2 -> m), A (m -> m+2). m = 3 uses the points 0, 1, -1, 2. */
     #define FC_WG(T)                                                                         \\
     FC_CLONES static void fc_wg_##T(int kind, Py_ssize_t n, const T* restrict d,             \\
                                     Py_ssize_t ds, T* restrict o, Py_ssize_t os) {           \\
@@ -56,6 +55,18 @@ cdef extern from *:
             _Pragma("GCC ivdep")                                                            \\
             for (k = 0; k < n; k++) {                                                       \\
                 T d0 = d[k], d1 = d[k + ds], d2 = d[k + 2 * ds], d3 = d[k + 3 * ds];        \\
+                T d4 = d[k + 4 * ds], m31 = d3 - d1;                                        \\
+                o[k] = 2 * (d0 - d2) + m31;                                                 \\
+                o[k + os] = m31 - d1 - d2;                                                  \\
+                o[k + 2 * os] = m31 + 3 * (d1 - d2);                                        \\
+                o[k + 3 * os] = m31;                                                        \\
+                o[k + 4 * os] = d4 - d2 - 2 * m31;                                          \\
+            }                                                                               \\
+            break;                                                                          \\
+        case 2:                                                                             \\
+            _Pragma("GCC ivdep")                                                            \\
+            for (k = 0; k < n; k++) {                                                       \\
+                T d0 = d[k], d1 = d[k + ds], d2 = d[k + 2 * ds], d3 = d[k + 3 * ds];        \\
                 T d4 = d[k + 4 * ds], d5 = d[k + 5 * ds];                                   \\
                 T s12 = d1 + d2, m12 = d1 - d2, m13 = d1 - d3;                              \\
                 T s34 = d3 + d4, m43 = d4 - d3, m42 = d4 - d2;                              \\
@@ -67,14 +78,24 @@ cdef extern from *:
                 o[k + 5 * os] = 4 * d1 - 5 * d3 + d5;                                       \\
             }                                                                               \\
             break;                                                                          \\
-        case 2:                                                                             \\
+        case 3:                                                                             \\
             _Pragma("GCC ivdep")                                                            \\
             for (k = 0; k < n; k++) {                                                       \\
                 T d0 = d[k], d1 = d[k + ds], d2 = d[k + 2 * ds], d3 = d[k + 3 * ds];        \\
                 o[k] = d0 + d1 + d2; o[k + os] = d1 - d2 - d3;                              \\
             }                                                                               \\
             break;                                                                          \\
-        case 3:                                                                             \\
+        case 4:                                                                             \\
+            _Pragma("GCC ivdep")                                                            \\
+            for (k = 0; k < n; k++) {                                                       \\
+                T d0 = d[k], d1 = d[k + ds], d2 = d[k + 2 * ds], d3 = d[k + 3 * ds];        \\
+                T d4 = d[k + 4 * ds], s12 = d1 + d2;                                        \\
+                o[k] = d0 + s12 + d3;                                                       \\
+                o[k + os] = d1 - d2 + 2 * d3;                                               \\
+                o[k + 2 * os] = s12 + 4 * d3 + d4;                                          \\
+            }                                                                               \\
+            break;                                                                          \\
+        case 5:                                                                             \\
             _Pragma("GCC ivdep")                                                            \\
             for (k = 0; k < n; k++) {                                                       \\
                 T d0 = d[k], d1 = d[k + ds], d2 = d[k + 2 * ds], d3 = d[k + 3 * ds];        \\
@@ -86,11 +107,19 @@ cdef extern from *:
                 o[k + 3 * os] = m12 + 8 * m34 + d5;                                         \\
             }                                                                               \\
             break;                                                                          \\
-        case 4:                                                                             \\
+        case 6:                                                                             \\
             _Pragma("GCC ivdep")                                                            \\
             for (k = 0; k < n; k++) {                                                       \\
                 T d0 = d[k], d1 = d[k + ds];                                                \\
                 o[k] = d0; o[k + os] = d0 + d1; o[k + 2 * os] = d0 - d1; o[k + 3 * os] = -d1;\\
+            }                                                                               \\
+            break;                                                                          \\
+        case 7:                                                                             \\
+            _Pragma("GCC ivdep")                                                            \\
+            for (k = 0; k < n; k++) {                                                       \\
+                T d0 = d[k], d1 = d[k + ds], d2 = d[k + 2 * ds], s02 = d0 + d2;             \\
+                o[k] = d0; o[k + os] = s02 + d1; o[k + 2 * os] = s02 - d1;                  \\
+                o[k + 3 * os] = d0 + 2 * d1 + 4 * d2; o[k + 4 * os] = d2;                   \\
             }                                                                               \\
             break;                                                                          \\
         default:                                                                            \\
@@ -121,7 +150,7 @@ def input_transform(x, v, t0, m, th, tw, pt, pl):
     op = "winograd.input_transform"
     _checks.arrays(op, {"x": (x, 4)}, {"v": (v, 3)})
     t0, m, th, tw, pt, pl = _checks.winograd_tiles(op, x, v, t0, m, th, tw, pt, pl)
-    _gather(x, v, t0, m, th, tw, pt, pl, m + 2, m // 2 - 1)
+    _gather(x, v, t0, m, th, tw, pt, pl, m + 2, m - 2)
 
 
 def output_transform_t(gy, dm, t0, m):
@@ -134,7 +163,7 @@ def output_transform_t(gy, dm, t0, m):
     _checks.arrays(op, {"gy": (gy, 4)}, {"dm": (dm, 3)})
     th, tw = _checks.winograd_grid(op, gy, m)
     t0, m, th, tw, _, _ = _checks.winograd_tiles(op, gy, dm, t0, m, th, tw, 0, 0)
-    _gather(gy, dm, t0, m, th, tw, 0, 0, m, m // 2 + 3)
+    _gather(gy, dm, t0, m, th, tw, 0, 0, m, m + 4)
 
 
 def output_transform(mv, y, t0, m):
@@ -167,27 +196,34 @@ cdef void _gather_tile(const floating* src, Py_ssize_t H, Py_ssize_t W, Py_ssize
     cdef floating buf[MAXA * MAXA * CB]
     cdef floating tmp[MAXA * MAXA * CB]
     cdef bint inside = r0 >= 0 and q0 >= 0 and r0 + P <= H and q0 + P <= W
+    cdef Py_ssize_t j0 = max(0, -q0), j1 = max(j0, min(P, W - q0))
     cdef Py_ssize_t ci, c0, cb, i, j, a
     for ci in range((C + CB - 1) // CB):
         c0 = ci * CB
-        cb = min(CB, C - c0)
+        cb = min(CB, C - c0)       # buf and tmp: cells cb apart (one copy per row if cb == C)
         if not inside:              # buf[i, j] = the patch, zeros outside src
             for i in range(P):
-                for j in range(P):
-                    if 0 <= r0 + i < H and 0 <= q0 + j < W:
-                        memcpy(buf + (i * P + j) * CB, src + ((r0 + i) * W + q0 + j) * C + c0,
+                if not 0 <= r0 + i < H:
+                    memset(buf + i * P * cb, 0, P * cb * sizeof(floating))
+                    continue
+                memset(buf + i * P * cb, 0, j0 * cb * sizeof(floating))
+                if cb == C:
+                    memcpy(buf + (i * P + j0) * cb, src + ((r0 + i) * W + q0 + j0) * C,
+                           (j1 - j0) * C * sizeof(floating))
+                else:
+                    for j in range(j0, j1):
+                        memcpy(buf + (i * P + j) * cb, src + ((r0 + i) * W + q0 + j) * C + c0,
                                cb * sizeof(floating))
-                    else:
-                        memset(buf + (i * P + j) * CB, 0, cb * sizeof(floating))
+                memset(buf + (i * P + j1) * cb, 0, (P - j1) * cb * sizeof(floating))
         # columns j: tmp[a, j] = (M d)[a, j]
         for j in range(P):
             if inside:
-                _tf(kind, cb, src + (r0 * W + q0 + j) * C + c0, W * C, tmp + j * CB, P * CB)
+                _tf(kind, cb, src + (r0 * W + q0 + j) * C + c0, W * C, tmp + j * cb, P * cb)
             else:
-                _tf(kind, cb, buf + j * CB, P * CB, tmp + j * CB, P * CB)
+                _tf(kind, cb, buf + j * cb, P * cb, tmp + j * cb, P * cb)
         # rows a: v[a*A + b] = (tmp M^T)[a, b]
         for a in range(A):
-            _tf(kind, cb, tmp + a * P * CB, CB, v + a * A * plane + c0, plane)
+            _tf(kind, cb, tmp + a * P * cb, cb, v + a * A * plane + c0, plane)
 
 
 cdef void _scatter_tile(const floating* mv, Py_ssize_t plane, Py_ssize_t m, Py_ssize_t A,
@@ -197,7 +233,7 @@ cdef void _scatter_tile(const floating* mv, Py_ssize_t plane, Py_ssize_t m, Py_s
     ``dst`` at ``(r0, q0)`` that lie inside it."""
     cdef floating buf[MAXA * CB]
     cdef floating tmp[MAXA * MAXA * CB]
-    cdef int kind = 2 if m == 2 else 3
+    cdef int kind = m + 1
     cdef Py_ssize_t pn = min(m, H - r0), qn = min(m, W - q0)
     cdef Py_ssize_t ki, k0, kb, b, p, q
     for ki in range((K + CB - 1) // CB):

@@ -1,4 +1,4 @@
-"""Winograd F(m x m, 3x3) tile transforms, m = 2 or 4, NHWC, Numba backend (``kernels/README.md``,
+"""Winograd F(m x m, 3x3) tile transforms, m = 2, 3 or 4, NHWC, Numba backend (``kernels/README.md``,
 "Winograd tiles").
 
 Tiles of ``m x m`` output cells are numbered ``t = (n*th + ti)*tw + tj`` over the batch; a call
@@ -10,7 +10,8 @@ stored ``v[a*A + b, t, channel]``: one ``(T, channels)`` matrix per point, for t
 - ``output_transform``: ``y = A^T M A`` into the tile's ``m x m`` output cells inside ``y``;
 - ``output_transform_t``: its transpose, ``dm = A gy A^T`` (the weight gradient's side).
 
-Each is two passes of 1-D transforms (hard-coded, Lavin & Gray's matrices) through per-thread
+Each is two passes of 1-D transforms (hard-coded: Lavin & Gray's matrices for m = 2 and 4, the
+points 0, 1, -1, 2 and infinity for m = 3) through per-thread
 buffers of at most 64 channels, the tiles split statically over the threads; the 1-D transforms
 run over the contiguous channels. Tiles at the edges go through a zero-filled (or cropped) copy.
 """
@@ -36,7 +37,7 @@ def input_transform(x, v, t0, m, th, tw, pt, pl):
     _checks.arrays(op, {"x": (x, 4)}, {"v": (v, 3)})
     t0, m, th, tw, pt, pl = _checks.winograd_tiles(op, x, v, t0, m, th, tw, pt, pl)
     if v.size:
-        _gather(x, v, numba.get_num_threads(), t0, m, th, tw, pt, pl, m + 2, m // 2 - 1)
+        _gather(x, v, numba.get_num_threads(), t0, m, th, tw, pt, pl, m + 2, m - 2)
 
 
 def output_transform_t(gy, dm, t0, m):
@@ -50,7 +51,7 @@ def output_transform_t(gy, dm, t0, m):
     th, tw = _checks.winograd_grid(op, gy, m)
     t0, m, th, tw, _, _ = _checks.winograd_tiles(op, gy, dm, t0, m, th, tw, 0, 0)
     if dm.size:
-        _gather(gy, dm, numba.get_num_threads(), t0, m, th, tw, 0, 0, m, m // 2 + 3)
+        _gather(gy, dm, numba.get_num_threads(), t0, m, th, tw, 0, 0, m, m + 4)
 
 
 def output_transform(mv, y, t0, m):
@@ -74,14 +75,13 @@ def output_transform(mv, y, t0, m):
 @numba.njit(inline="always")
 def _tf(kind, n, d, di, ds, o, oi, os, c):
     """One 1-D transform of ``n`` channels: inputs ``d[di + i*ds + k]``, outputs
-    ``o[oi + r*os + k]``. Kinds: 0: B^T, m = 2 (4 -> 4); 1: B^T, m = 4 (6 -> 6); 2: A^T, m = 2
-    (4 -> 2); 3: A^T, m = 4 (6 -> 4); 4: A, m = 2 (2 -> 4); 5: A, m = 4 (4 -> 6).
-    ``c`` = (2, 4, 5, 8) in the arrays' dtype (integer literals would promote float32 to
-    float64)."""
-    c2, c4, c5, c8 = c[0], c[1], c[2], c[3]
+    ``o[oi + r*os + k]``. ``kind = 3*stage + m - 2``, stages: B^T (m+2 -> m+2), A^T
+    (m+2 -> m), A (m -> m+2); m = 3 uses the points 0, 1, -1, 2. ``c`` = (2, 3, 4, 5, 8) in the
+    arrays' dtype (integer literals would promote float32 to float64)."""
+    c2, c3, c4, c5, c8 = c[0], c[1], c[2], c[3], c[4]
     d0, d1 = d[di:di + n], d[di + ds:di + ds + n]
     o0, o1 = o[oi:oi + n], o[oi + os:oi + os + n]
-    if kind == 4:
+    if kind == 6:
         o2, o3 = o[oi + 2 * os:oi + 2 * os + n], o[oi + 3 * os:oi + 3 * os + n]
         for k in range(n):
             o0[k] = d0[k]
@@ -89,7 +89,19 @@ def _tf(kind, n, d, di, ds, o, oi, os, c):
             o2[k] = d0[k] - d1[k]
             o3[k] = -d1[k]
         return
-    d2, d3 = d[di + 2 * ds:di + 2 * ds + n], d[di + 3 * ds:di + 3 * ds + n]
+    d2 = d[di + 2 * ds:di + 2 * ds + n]
+    if kind == 7:
+        o2, o3 = o[oi + 2 * os:oi + 2 * os + n], o[oi + 3 * os:oi + 3 * os + n]
+        o4 = o[oi + 4 * os:oi + 4 * os + n]
+        for k in range(n):
+            s02 = d0[k] + d2[k]
+            o0[k] = d0[k]
+            o1[k] = s02 + d1[k]
+            o2[k] = s02 - d1[k]
+            o3[k] = d0[k] + c2 * d1[k] + c4 * d2[k]
+            o4[k] = d2[k]
+        return
+    d3 = d[di + 3 * ds:di + 3 * ds + n]
     if kind == 0:
         o2, o3 = o[oi + 2 * os:oi + 2 * os + n], o[oi + 3 * os:oi + 3 * os + n]
         for k in range(n):
@@ -97,11 +109,11 @@ def _tf(kind, n, d, di, ds, o, oi, os, c):
             o1[k] = d1[k] + d2[k]
             o2[k] = d2[k] - d1[k]
             o3[k] = d1[k] - d3[k]
-    elif kind == 2:
+    elif kind == 3:
         for k in range(n):
             o0[k] = d0[k] + d1[k] + d2[k]
             o1[k] = d1[k] - d2[k] - d3[k]
-    elif kind == 5:
+    elif kind == 8:
         o2, o3 = o[oi + 2 * os:oi + 2 * os + n], o[oi + 3 * os:oi + 3 * os + n]
         o4, o5 = o[oi + 4 * os:oi + 4 * os + n], o[oi + 5 * os:oi + 5 * os + n]
         for k in range(n):
@@ -114,9 +126,28 @@ def _tf(kind, n, d, di, ds, o, oi, os, c):
             o4[k] = f02 - f13
             o5[k] = d3[k]
     else:
-        d4, d5 = d[di + 4 * ds:di + 4 * ds + n], d[di + 5 * ds:di + 5 * ds + n]
-        o2, o3 = o[oi + 2 * os:oi + 2 * os + n], o[oi + 3 * os:oi + 3 * os + n]
-        if kind == 3:
+        d4 = d[di + 4 * ds:di + 4 * ds + n]
+        o2 = o[oi + 2 * os:oi + 2 * os + n]
+        if kind == 1:
+            o3, o4 = o[oi + 3 * os:oi + 3 * os + n], o[oi + 4 * os:oi + 4 * os + n]
+            for k in range(n):
+                m31 = d3[k] - d1[k]
+                o0[k] = c2 * (d0[k] - d2[k]) + m31
+                o1[k] = m31 - d1[k] - d2[k]
+                o2[k] = m31 + c3 * (d1[k] - d2[k])
+                o3[k] = m31
+                o4[k] = d4[k] - d2[k] - c2 * m31
+            return
+        if kind == 4:
+            for k in range(n):
+                s12 = d1[k] + d2[k]
+                o0[k] = d0[k] + s12 + d3[k]
+                o1[k] = d1[k] - d2[k] + c2 * d3[k]
+                o2[k] = s12 + c4 * d3[k] + d4[k]
+            return
+        d5 = d[di + 5 * ds:di + 5 * ds + n]
+        o3 = o[oi + 3 * os:oi + 3 * os + n]
+        if kind == 5:
             for k in range(n):
                 s12, m12 = d1[k] + d2[k], d1[k] - d2[k]
                 s34, m34 = d3[k] + d4[k], d3[k] - d4[k]
@@ -143,9 +174,9 @@ def _tf(kind, n, d, di, ds, o, oi, os, c):
 
 @numba.njit(inline="always")
 def _consts(a):
-    """(2, 4, 5, 8) in ``a``'s dtype."""
-    c = np.empty(4, a.dtype)
-    c[0], c[1], c[2], c[3] = 2, 4, 5, 8
+    """(2, 3, 4, 5, 8) in ``a``'s dtype."""
+    c = np.empty(5, a.dtype)
+    c[0], c[1], c[2], c[3], c[4] = 2, 3, 4, 5, 8
     return c
 
 
@@ -160,7 +191,7 @@ def _gather(src, v, threads, t0, m, th, tw, pt, pl, p, kind):
     c4 = _consts(v)
     # a static split of the tiles; each tile owns its column v[:, t]
     for chunk in prange(chunks):
-        buf = np.zeros(p * p * _CB, v.dtype)
+        buf = np.empty(p * p * _CB, v.dtype)
         tmp = np.empty(na * p * _CB, v.dtype)
         for t in range(t_n * chunk // chunks, t_n * (chunk + 1) // chunks):
             q = t0 + t
@@ -168,28 +199,39 @@ def _gather(src, v, threads, t0, m, th, tw, pt, pl, p, kind):
             r0 = (q // tw) % th * m - pt
             q0 = q % tw * m - pl
             inside = r0 >= 0 and q0 >= 0 and r0 + p <= h and q0 + p <= wd
+            j0 = max(0, -q0)
+            j1 = max(j0, min(p, wd - q0))
             for c0 in range(0, c, _CB):
-                cb = min(_CB, c - c0)
+                cb = min(_CB, c - c0)   # buf and tmp: cells cb apart (one copy per row if cb == c)
                 if not inside:      # buf[i, j] = the patch, zeros outside src
                     for i in range(p):
-                        for j in range(p):
-                            bij = buf[(i * p + j) * _CB:(i * p + j) * _CB + cb]
-                            if 0 <= r0 + i < h and 0 <= q0 + j < wd:
+                        row = buf[i * p * cb:(i + 1) * p * cb]
+                        if not 0 <= r0 + i < h:
+                            row[:] = 0
+                            continue
+                        row[:j0 * cb] = 0
+                        if cb == c:
+                            sr = s[((n * h + r0 + i) * wd + q0 + j0) * c:][:(j1 - j0) * c]
+                            br = row[j0 * cb:j1 * cb]
+                            for k in range((j1 - j0) * c):
+                                br[k] = sr[k]
+                        else:
+                            for j in range(j0, j1):
                                 sij = s[((n * h + r0 + i) * wd + q0 + j) * c + c0:][:cb]
+                                bij = row[j * cb:(j + 1) * cb]
                                 for k in range(cb):
                                     bij[k] = sij[k]
-                            else:
-                                bij[:] = 0
+                        row[j1 * cb:] = 0
                 # columns j: tmp[a, j] = (M d)[a, j]
                 for j in range(p):
                     if inside:
                         _tf(kind, cb, s, ((n * h + r0) * wd + q0 + j) * c + c0, wd * c,
-                            tmp, j * _CB, p * _CB, c4)
+                            tmp, j * cb, p * cb, c4)
                     else:
-                        _tf(kind, cb, buf, j * _CB, p * _CB, tmp, j * _CB, p * _CB, c4)
+                        _tf(kind, cb, buf, j * cb, p * cb, tmp, j * cb, p * cb, c4)
                 # rows a: v[a*A + b] = (tmp M^T)[a, b]
                 for a in range(na):
-                    _tf(kind, cb, tmp, a * p * _CB, _CB, vf, a * na * plane + t * c + c0, plane, c4)
+                    _tf(kind, cb, tmp, a * p * cb, cb, vf, a * na * plane + t * c + c0, plane, c4)
 
 
 @numba.njit(**_JIT)
@@ -197,7 +239,7 @@ def _scatter(mv, dst, threads, t0, m, th, tw):
     """Each tile's ``A x A`` points in mv -> its ``m x m`` cells of dst that lie inside it."""
     h, wd, k_n = dst.shape[1], dst.shape[2], dst.shape[3]
     na, t_n = m + 2, mv.shape[1]
-    kind = 2 if m == 2 else 3
+    kind = m + 1
     mf, d = mv.reshape(-1), dst.reshape(-1)
     plane = t_n * k_n
     chunks = min(threads, t_n)
