@@ -57,7 +57,8 @@ def test_depthwise_kernels_overwrite_outputs_with_no_real_cell(backend):
     expected[0, 1, 1] = 1
     np.testing.assert_array_equal(y, expected)
     gx = np.full((1, 5, 5, 40), np.nan, np.float32)
-    k.depthwise.backward_input(np.ones((1, 2, 2, 40), np.float32), w, gx, 3, 3, 1, 1, 1, 1)
+    k.depthwise.backward(np.ones((1, 2, 2, 40), np.float32), np.ones((1, 5, 5, 40), np.float32),
+                         w, gx, np.empty_like(w), 3, 3, 1, 1, 1, 1)
     expected = np.zeros_like(gx)
     expected[0, 2, 2] = 1                               # read by gy[0, 1, 1] only
     np.testing.assert_array_equal(gx, expected)
@@ -127,8 +128,107 @@ def test_depthwise_kernels_with_a_very_tall_filter(backend):
     k.forward(x, w, y, 1, 1, 0, 0, 1, 1, b)
     np.testing.assert_array_equal(y[0, 0, 0], kh + b)
     gw = np.full(w.shape, np.nan, np.float32)
-    k.backward_weight(np.ones_like(y), x, gw, 1, 1, 0, 0, 1, 1)
+    k.backward(np.ones_like(y), x, w, None, gw, 1, 1, 0, 0, 1, 1)
     np.testing.assert_array_equal(gw, 1)
+    kh = 65                                          # past the limit of 64 (the gy rows' tap
+    w = np.ones((kh, 1, 1, 8), np.float32)           # table has kh x kh entries)
     gx = np.full((1, 1, 1, 8), np.nan, np.float32)   # every one of kh output rows reads x
-    k.backward_input(np.ones((1, kh, 1, 8), np.float32), w, gx, 1, 1, kh - 1, 0, 1, 1)
+    k.backward(np.ones((1, kh, 1, 8), np.float32), gx.copy(), w, gx, np.empty_like(w),
+               1, 1, kh - 1, 0, 1, 1)
     np.testing.assert_array_equal(gx, kh)
+
+
+KERNEL_BACKENDS = [p for p in CPU_BACKEND_PARAMS if p.values[0] != "reference"]
+
+
+def _random_case(rng):
+    """A random depthwise geometry the kernels accept: strides, padding, dilation, M."""
+    c, m = int(rng.integers(1, 40)), int(rng.choice([1, 1, 1, 2, 3]))
+    kh, kw = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    sh, sw, dh, dw = (int(v) for v in rng.integers(1, 4, 4))
+    h = int(rng.integers((kh - 1) * dh + 1, 14))
+    wd = int(rng.integers((kw - 1) * dw + 1, 14))
+    pads = tuple(tuple(int(v) for v in rng.integers(0, k, 2)) for k in (kh, kw))
+    args = dict(strides=(sh, sw), padding=pads, dilation=(dh, dw), groups=c)
+    return (int(rng.integers(1, 4)), h, wd, c), (kh, kw, 1, c * m), args
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("backend", KERNEL_BACKENDS)
+def test_depthwise_kernels_on_random_geometries(backend, dtype, stream, monkeypatch):
+    """forward and backward (gx and gw, or gw alone) against the float64 reference; ``stream``
+    sends every output through the Cython kernels' row buffers and non-temporal stores."""
+    k = backends.get(backend).k.depthwise
+    if stream:
+        if not hasattr(k, "_NT"):
+            pytest.skip("no streamed stores in this backend")
+        monkeypatch.setattr(k, "_NT", 1)
+    rng = np.random.default_rng(11 + stream)
+    for _ in range(12):
+        xs, ws, args = _random_case(rng)
+        x, w = random_array(rng, xs, dtype), random_array(rng, ws, dtype)
+        b = random_array(rng, (ws[3],), dtype)
+        g = make_geometry(xs, ws[:2], ws[3], xs[3], args["strides"], args["padding"],
+                          args["dilation"])
+        y_ref = reference("conv2d", x, w, **args)
+        gy = random_array(rng, y_ref.shape, dtype)
+        g_ref = reference("conv2d_backward", gy, x, w, **args)
+        y = np.full(g.output_shape, np.nan, dtype)
+        k.forward(x, w, y, *g.stride_args(), b)
+        assert_close(y, y_ref + b, dtype, ws[0] * ws[1])
+        gx, gw = np.full(xs, np.nan, dtype), np.full(ws, np.nan, dtype)
+        k.backward(gy, x, w, gx, gw, *g.stride_args())
+        assert_close(gx, g_ref.dx, dtype, ws[0] * ws[1] * ws[3] // xs[3])
+        assert_close(gw, g_ref.dw, dtype, y_ref[..., 0].size)
+        gw2 = np.full(ws, np.nan, dtype)
+        k.backward(gy, x, w, None, gw2, *g.stride_args())
+        np.testing.assert_array_equal(gw2, gw)
+
+
+@pytest.mark.parametrize("backend", KERNEL_BACKENDS)
+def test_depthwise_backward_is_deterministic(backend):
+    """The per-thread weight gradients are summed in a fixed order: the same bits every call."""
+    k = backends.get(backend).k.depthwise
+    rng = np.random.default_rng(5)
+    x = random_array(rng, (4, 9, 9, 24), np.float32)
+    w = random_array(rng, (3, 3, 1, 24), np.float32)
+    gy = random_array(rng, (4, 9, 9, 24), np.float32)
+    old = fastconv.get_num_threads()
+    fastconv.set_num_threads(2)
+    try:
+        outs = []
+        for _ in range(4):
+            gx, gw = np.empty_like(x), np.empty_like(w)
+            k.backward(gy, x, w, gx, gw, 1, 1, 1, 1, 1, 1)
+            outs.append((gx, gw))
+    finally:
+        fastconv.set_num_threads(old)
+    for gx, gw in outs[1:]:
+        np.testing.assert_array_equal(gx, outs[0][0])
+        np.testing.assert_array_equal(gw, outs[0][1])
+
+
+@pytest.mark.parametrize("backend", KERNEL_BACKENDS)
+def test_depthwise_backward_rejects_bad_arguments(backend):
+    k = backends.get(backend).k.depthwise
+    x = np.ones((2, 5, 5, 8), np.float32)
+    w = np.ones((3, 3, 1, 8), np.float32)
+    gy = np.ones((2, 5, 5, 8), np.float32)
+    ok = dict(gy=gy, x=x, w=w, gx=np.empty_like(x), gw=np.empty_like(w))
+    bad = [dict(gw=np.empty((3, 3, 1, 16), np.float32)),        # gw not w's shape
+           dict(gw=np.empty((3, 2, 1, 8), np.float32)),
+           dict(gx=np.empty((2, 5, 4, 8), np.float32)),         # gx not x's shape
+           dict(gx=np.empty((2, 5, 5, 8), np.float64)),
+           dict(gy=np.ones((2, 2, 5, 8), np.float32)),          # gy not the output's shape
+           dict(gy=np.ones((2, 5, 5, 16), np.float32)),
+           dict(x=np.ones((1, 5, 5, 8), np.float32)),
+           dict(gx=gy),                                        # outputs may not overlap inputs
+           dict(gw=w),
+           dict(gx=np.empty((2, 5, 5, 16), np.float32)[..., ::2])]
+    for change in bad:
+        a = {**ok, **change}
+        with pytest.raises(ValueError):
+            k.backward(a["gy"], a["x"], a["w"], a["gx"], a["gw"], 1, 1, 1, 1, 1, 1)
+    k.backward(gy, x, w, ok["gx"], ok["gw"], 1, 1, 1, 1, 1, 1)   # the good call passes
+    np.testing.assert_array_equal(ok["gw"][1, 1, 0], 50)

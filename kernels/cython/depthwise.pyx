@@ -12,9 +12,14 @@ share their taps (``_taps.runs``), up to 3x3 taps' weights sit in registers whil
 pixels each sum their taps in a register and store once (the bias is the start value); the
 weight gradient keeps up to 3x3 tap sums in registers over a run. A block's reads are strided
 (one vector per pixel), which the hardware prefetchers miss: once per cache line of channels a
-task prefetches that line of the next task's source rows and output row. With GCC on x86-64
-these kernels are compiled twice, for AVX2+FMA (chosen at run time when the CPU has them) and
-for the build's baseline (SSE2 unless ``FASTCONV_NATIVE=1``). ``M > 1`` runs plain loops.
+task prefetches that line of the next task's new source rows and output row. An output of at
+least ``_NT`` bytes (more than stays in cache) is computed row by row in a per-thread buffer,
+then streamed to memory by non-temporal stores: no read of the output's lines before they are
+written. :func:`backward` makes both gradients in one pass: task ``(n, r)`` computes the row
+``gx[n, r]`` and the weight gradient of the row ``gy[n, r]`` while gy's rows are in cache. With
+GCC on x86-64 these kernels are compiled twice, for AVX2+FMA (chosen at run time when the CPU
+has them) and for the build's baseline (SSE2 unless ``FASTCONV_NATIVE=1``). ``M > 1`` runs
+plain loops.
 """
 import numpy as np
 
@@ -30,6 +35,7 @@ from fastconv.kernels._taps import taps as _taps, runs as _runs
 # more row taps than this (filters taller than any real layer's) run the plain M > 1 loops, so a
 # tall filter cannot overflow a thread's stack
 _MAX_ROW_TAPS = 64
+_NT = 1 << 22  # outputs of this many bytes or more: streamed (non-temporal) stores
 
 cdef extern from *:
     """
@@ -47,6 +53,19 @@ cdef extern from *:
     #define FC_LOC 2  /* prefetch into L2 */
     #define FC_PFM(T) (64 / sizeof(T) - 1)
     #define FC_MIN(a, b) ((a) < (b) ? (a) : (b))
+    #include <emmintrin.h>
+    #include <string.h>
+    /* dst[:n] = src[:n] (bytes), the 64-byte lines wholly inside dst by non-temporal stores */
+    static void fc_stream(char* dst, const char* src, Py_ssize_t n) {
+        Py_ssize_t h = FC_MIN(n, (Py_ssize_t)((64 - (size_t)dst % 64) % 64)), i = h;
+        memcpy(dst, src, h);
+        for (; i + 64 <= n; i += 64)
+            for (int k = 0; k < 64; k += 16)
+                _mm_stream_si128((__m128i*)(dst + i + k),
+                                 _mm_loadu_si128((const __m128i*)(src + i + k)));
+        memcpy(dst + i, src + i, n - i);
+        _mm_sfence();
+    }
 
     /* A run (kernels/_taps.py): pixels q = q0 + i*qs (i < nq) of the output row out, pixel i
        reading the cells cell0 + i*cs + t*ts of the source rows, t < ntaps, taps tap0 + t*js. */
@@ -174,6 +193,7 @@ cdef extern from *:
     FC_DW(float, fc_vf)
     FC_DW(double, fc_vd)
     """
+    void fc_stream(char* dst, const char* src, Py_ssize_t n) noexcept nogil
     void fc_dw_float(Py_ssize_t C, Py_ssize_t nr, const Py_ssize_t* rt, const float* src,
                      Py_ssize_t src_row, const float* w, float* g, Py_ssize_t w_row,
                      const Py_ssize_t* runs, Py_ssize_t nruns, const float* bias, float* out,
@@ -212,68 +232,96 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, b=None):
                   m, False, b)
 
 
-def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w):
-    """Gradient of :func:`forward` with respect to x, into ``gx`` (N, H, W, C), overwritten."""
-    op = "depthwise.backward_input"
-    _checks.arrays(op, {"gy": (gy, 4), "w": (w, 4)}, {"gx": (gx, 4)})
-    m, (sh, sw, pt, pl, dil_h, dil_w) = _checks.depthwise(op, gx, w, gy, "gx", "gy",
+def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w):
+    """Gradients of :func:`forward`: ``gx`` (N, H, W, C) with respect to x (None: not computed)
+    and ``gw`` ``(KH, KW, 1, C*M)`` with respect to w, both overwritten. ``M == 1``: one pass,
+    task ``(n, r)`` computes the row ``gx[n, r]`` and the weight gradient of the row ``gy[n, r]``
+    (whose rows are still in cache)."""
+    op = "depthwise.backward"
+    outs = {"gw": (gw, 4)} if gx is None else {"gx": (gx, 4), "gw": (gw, 4)}
+    _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4), "w": (w, 4)}, outs)
+    m, (sh, sw, pt, pl, dil_h, dil_w) = _checks.depthwise(op, x, w, gy, "x", "gy",
                                                           sh, sw, pt, pl, dil_h, dil_w)
-    if not gx.size:
-        return
-    rows = _taps(gx.shape[1], w.shape[0], sh, pt, dil_h, gy.shape[1], True)
-    if m == 1 and rows[1].max() <= _MAX_ROW_TAPS:
-        _gather_1(gy, w, gx, rows, _runs(gx.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True),
-                  None)
-    else:
-        _gather_m(gy, w, gx, rows, _taps(gx.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True),
-                  m, True, None)
-
-
-def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w):
-    """Gradient of :func:`forward` with respect to w, into ``gw`` ``(KH, KW, 1, C*M)``."""
-    op = "depthwise.backward_weight"
-    _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4)}, {"gw": (gw, 4)})
-    m, (sh, sw, pt, pl, dil_h, dil_w) = _checks.depthwise(op, x, gw, gy, "x", "gy",
-                                                          sh, sw, pt, pl, dil_h, dil_w)
-    # a static split of the output rows, one private accumulator per thread, summed at the end:
+    _checks.shape(op, "gw", gw, w.shape)
+    if gx is not None:
+        _checks.shape(op, "gx", gx, x.shape)
+    # a static split of the rows, one private weight gradient per thread, summed at the end:
     # the same sums in the same order on every call (a dynamic schedule made runs differ)
     parts = np.zeros((max(1, get_max_threads()),) + gw.shape, gw.dtype)
-    if gy.size:
-        rows = _taps(gy.shape[1], gw.shape[0], sh, pt, dil_h, x.shape[1], False)
-        if m == 1 and rows[1].max() <= _MAX_ROW_TAPS:
-            _backward_weight_1(gy, x, parts, rows,
-                               _runs(gy.shape[2], gw.shape[1], sw, pl, dil_w, x.shape[2], False))
-        else:
+    rows = _taps(gy.shape[1], gw.shape[0], sh, pt, dil_h, x.shape[1], False)
+    # gx's tables (with gx None, gy's stand in, unread)
+    rows_x = rows if gx is None else _taps(x.shape[1], w.shape[0], sh, pt, dil_h, gy.shape[1],
+                                           True)
+    if m == 1 and max(rows[1].max(initial=0), rows_x[1].max(initial=0)) <= _MAX_ROW_TAPS:
+        if x.size:
+            runs = _runs(gy.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False)
+            _backward_1(gy, x, w, gx, parts, rows, runs, rows_x, runs if gx is None else
+                        _runs(x.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True))
+    else:
+        if gx is not None and gx.size:
+            _gather_m(gy, w, gx, rows_x,
+                      _taps(x.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True), m, True,
+                      None)
+        if gy.size:
             _backward_weight_m(gy, x, parts, rows,
-                               _taps(gy.shape[2], gw.shape[1], sw, pl, dil_w, x.shape[2], False), m)
+                               _taps(gy.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False), m)
     np.sum(parts, axis=0, out=gw)
 
 
 # ------------------------------------------------------------------------------------ kernels
+def _staging(out, threads, row):
+    """``threads`` row buffers when ``out`` has at least ``_NT`` bytes (more than stays in cache:
+    each row is written back from its buffer by non-temporal stores), else None."""
+    return np.empty((threads, row), out.dtype) if _NT and out.nbytes >= _NT else None
+
+
+cdef inline bint _reads(const Py_ssize_t[:, :, ::1] rt, const Py_ssize_t[::1] rn, Py_ssize_t r,
+                        Py_ssize_t cell) noexcept nogil:
+    """Whether row ``r``'s taps (evenly spaced cells) read the source row ``cell``."""
+    cdef Py_ssize_t d, step
+    if rn[r] == 0:
+        return False
+    d = cell - rt[r, 0, 0]
+    if rn[r] == 1:
+        return d == 0
+    step = rt[r, 1, 0] - rt[r, 0, 0]
+    return step != 0 and d % step == 0 and 0 <= d // step < rn[r]
+
+
 cdef inline void _dw(Py_ssize_t t, const Py_ssize_t[:, :, ::1] rt, const Py_ssize_t[::1] rn,
                      const floating[:, :, :, ::1] src, const floating* w, floating* g,
                      Py_ssize_t w_row, const Py_ssize_t[:, ::1] runs, const floating* bias,
                      floating* out, const floating* gy, Py_ssize_t tasks,
-                     Py_ssize_t ow) noexcept nogil:
+                     Py_ssize_t ow, floating* stage) noexcept nogil:
     """Task ``t`` < ``tasks``: the output row ``(n, r)`` of ``out`` (or of ``gy``, for the weight
-    gradient; rows of ``ow`` pixels), prefetching the next task's source rows and output row."""
+    gradient; rows of ``ow`` pixels), prefetching the next task's new source rows and its output
+    row (``stage``: the row is computed there, then streamed to ``out``)."""
     cdef Py_ssize_t OH = rt.shape[0], n = t // OH, r = t - n * OH, C = src.shape[3]
     cdef Py_ssize_t r1 = (t + 1) % OH, n1 = (t + 1) // OH, row = src.shape[2] * C
-    cdef Py_ssize_t pf_n = rn[r1] if t + 1 < tasks else 0
+    cdef Py_ssize_t pf_n = rn[r1] if t + 1 < tasks else 0, a0 = 0
     cdef const floating* sp = &src[n, 0, 0, 0] if rn[r] else NULL
-    cdef const floating* pf = &src[n1, rt[r1, 0, 0], 0, 0] if pf_n else NULL
+    cdef const floating* pf = NULL
+    if n1 == n:   # the rows this task reads are in cache already: a head and a tail of the next's
+        while a0 < pf_n and _reads(rt, rn, r, rt[r1, a0, 0]):
+            a0 += 1
+        while pf_n > a0 and _reads(rt, rn, r, rt[r1, pf_n - 1, 0]):
+            pf_n -= 1
+    pf_n -= a0
+    if pf_n:
+        pf = &src[n1, rt[r1, a0, 0], 0, 0]
     cdef Py_ssize_t pf_step = (rt[r1, 1, 0] - rt[r1, 0, 0]) * row if pf_n > 1 else 0
     cdef const floating* pfo = NULL
-    if t + 1 < tasks:
+    cdef floating* o = (stage if stage else out + t * ow * C) if out else NULL
+    if t + 1 < tasks and not stage:
         pfo = gy + (t + 1) * ow * C if gy else out + (t + 1) * ow * C
     if floating is float:
         fc_dw_float(C, rn[r], &rt[r, 0, 0], sp, row, w, g, w_row, &runs[0, 0], runs.shape[0], bias,
-                    out + t * ow * C if out else NULL, gy + t * ow * C if gy else NULL,
-                    pf, pf_n, pf_step, pfo, ow)
+                    o, gy + t * ow * C if gy else NULL, pf, pf_n, pf_step, pfo, ow)
     else:
         fc_dw_double(C, rn[r], &rt[r, 0, 0], sp, row, w, g, w_row, &runs[0, 0], runs.shape[0],
-                     bias, out + t * ow * C if out else NULL, gy + t * ow * C if gy else NULL,
-                     pf, pf_n, pf_step, pfo, ow)
+                     bias, o, gy + t * ow * C if gy else NULL, pf, pf_n, pf_step, pfo, ow)
+    if stage:
+        fc_stream(<char*>(out + t * ow * C), <const char*>stage, ow * C * sizeof(floating))
 
 
 def _gather_1(const floating[:, :, :, ::1] src, const floating[:, :, :, ::1] w,
@@ -287,24 +335,56 @@ def _gather_1(const floating[:, :, :, ::1] src, const floating[:, :, :, ::1] w,
     if b is not None:
         bv = b
         bp = &bv[0]
-    cdef Py_ssize_t t, tasks = out.shape[0] * out.shape[1]
+    cdef Py_ssize_t t, tasks = out.shape[0] * out.shape[1], orow = out.shape[2] * out.shape[3]
+    cdef int threads = max(1, get_max_threads())
+    cdef floating[:, ::1] ws
+    cdef floating* st = NULL
+    stage = _staging(out.base, threads, orow)
+    if stage is not None:
+        ws = stage
+        st = &ws[0, 0]
     with nogil:
         # each (n, r) owns the row out[n, r]; contiguous blocks of rows share source rows
-        for t in prange(tasks, schedule="static"):
+        for t in prange(tasks, schedule="static", num_threads=threads):
             _dw(t, rt, rn, src, &w[0, 0, 0, 0], NULL, w.shape[1] * w.shape[3], runs, bp,
-                &out[0, 0, 0, 0], NULL, tasks, out.shape[2])
+                &out[0, 0, 0, 0], NULL, tasks, out.shape[2],
+                st + threadid() * orow if st else NULL)
 
 
-def _backward_weight_1(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
-                       floating[:, :, :, :, ::1] parts, rows, const Py_ssize_t[:, ::1] runs):
-    """M == 1: ``parts[thread]`` += the weight gradient of the output rows that thread ran."""
+def _backward_1(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
+                const floating[:, :, :, ::1] w, gx, floating[:, :, :, :, ::1] parts, rows,
+                const Py_ssize_t[:, ::1] runs, rows_x, const Py_ssize_t[:, ::1] runs_x):
+    """M == 1: row ``r`` of image ``n`` is one task: ``gx[n, r]`` (when r < H and gx is not
+    None), then ``parts[thread]`` += the weight gradient of ``gy[n, r]`` (when r < OH)."""
     cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
     cdef const Py_ssize_t[::1] rn = rows[1]
-    cdef Py_ssize_t t, tasks = gy.shape[0] * gy.shape[1]
+    cdef const Py_ssize_t[:, :, ::1] rtx = rows_x[0]
+    cdef const Py_ssize_t[::1] rnx = rows_x[1]
+    cdef floating[:, :, :, ::1] gxv
+    cdef floating* gxp = NULL
+    cdef floating* st = NULL
+    cdef floating[:, ::1] ws
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], OH = gy.shape[1], R = max(H, OH)
+    cdef Py_ssize_t t, n, r, xrow = x.shape[2] * x.shape[3]
+    if gx is not None:
+        gxv = gx
+        gxp = &gxv[0, 0, 0, 0]
+        stage = _staging(gx, parts.shape[0], xrow)
+        if stage is not None:
+            ws = stage
+            st = &ws[0, 0]
     with nogil:
-        for t in prange(tasks, schedule="static", num_threads=parts.shape[0]):
-            _dw(t, rt, rn, x, NULL, &parts[threadid(), 0, 0, 0, 0], parts.shape[2] * x.shape[3],
-                runs, NULL, NULL, &gy[0, 0, 0, 0], tasks, gy.shape[2])
+        for t in prange(N * R, schedule="static", num_threads=parts.shape[0]):
+            n = t // R
+            r = t - n * R
+            if gxp and r < H:
+                _dw(n * H + r, rtx, rnx, gy, &w[0, 0, 0, 0], NULL, w.shape[1] * w.shape[3],
+                    runs_x, NULL, gxp, NULL, N * H, x.shape[2],
+                    st + threadid() * xrow if st else NULL)
+            if r < OH and gy.shape[2]:
+                _dw(n * OH + r, rt, rn, x, NULL, &parts[threadid(), 0, 0, 0, 0],
+                    parts.shape[2] * x.shape[3], runs, NULL, NULL, &gy[0, 0, 0, 0], N * OH,
+                    gy.shape[2], NULL)
 
 
 cdef inline void _madd(Py_ssize_t C, Py_ssize_t M, const floating* a, const floating* b,

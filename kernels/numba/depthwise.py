@@ -6,7 +6,10 @@ row; the columns go in runs that share their taps, ``_taps.runs``; taps in tiles
 3x3, a full 3x3 tile summed per pixel in one expression that starts from the bias, other tiles
 added into the output), but each pass runs over all the channels of a pixel: Numba cannot
 keep a channel block's weights in registers, and blocks of channels measured 2-10x slower
-here (the per-pixel views cost more than the arithmetic). The ``M > 1`` kernels first regroup the weights (and gy) by multiplier, ``[..., M, C]``, so that
+here (the per-pixel views cost more than the arithmetic). :func:`backward` makes both gradients
+in one pass (task ``(n, r)``: the row ``gx[n, r]``, then the weight gradient of the row
+``gy[n, r]``), as in Cython; Numba has no non-temporal stores, so no streamed rows. The
+``M > 1`` kernels first regroup the weights (and gy) by multiplier, ``[..., M, C]``, so that
 their innermost loops are contiguous too. Each kernel compiles on first use.
 """
 import numba
@@ -20,6 +23,7 @@ from fastconv.kernels._taps import runs as _runs, taps as _taps
 # positive by the wrapper). No fastmath: it measured no clear gain, and its nnan/ninf flags would
 # break NaN propagation.
 _JIT = dict(parallel=True, cache=True, nogil=True, error_model="numpy")
+_ROW = dict(cache=True, nogil=True, error_model="numpy")
 _CB_MIN = 64  # M > 1 weight gradient: at least this many output channels per task
 
 
@@ -43,39 +47,38 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, b=None):
         _forward_m(x, w, y, bias, m, *geo)
 
 
-def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w):
-    """Gradient of :func:`forward` with respect to x, into ``gx`` (overwritten)."""
-    op = "depthwise.backward_input"
-    _checks.arrays(op, {"gy": (gy, 4), "w": (w, 4)}, {"gx": (gx, 4)})
-    m, geo = _checks.depthwise(op, gx, w, gy, "gx", "gy", sh, sw, pt, pl, dil_h, dil_w)
-    if m == 1 and gx.size:
-        sh, sw, pt, pl, dil_h, dil_w = geo
-        _gather_1(gy, w, gx, *_taps(gx.shape[1], w.shape[0], sh, pt, dil_h, gy.shape[1], True),
-                  _runs(gx.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True),
-                  np.zeros(gx.shape[3], gx.dtype))
-    elif m > 1:
-        _backward_input_m(gy, w, gx, m, *geo)
-
-
-def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w):
-    """Gradient of :func:`forward` with respect to w, into ``gw`` ``(KH, KW, 1, C*M)``."""
-    op = "depthwise.backward_weight"
-    _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4)}, {"gw": (gw, 4)})
-    m, geo = _checks.depthwise(op, x, gw, gy, "x", "gy", sh, sw, pt, pl, dil_h, dil_w)
+def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w):
+    """Gradients of :func:`forward`: ``gx`` with respect to x (None: not computed) and ``gw``
+    with respect to w, both overwritten. ``M == 1``: one pass, task ``(n, r)`` computes the row
+    ``gx[n, r]`` and the weight gradient of the row ``gy[n, r]``."""
+    op = "depthwise.backward"
+    outs = {"gw": (gw, 4)} if gx is None else {"gx": (gx, 4), "gw": (gw, 4)}
+    _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4), "w": (w, 4)}, outs)
+    m, geo = _checks.depthwise(op, x, w, gy, "x", "gy", sh, sw, pt, pl, dil_h, dil_w)
+    _checks.shape(op, "gw", gw, w.shape)
+    if gx is not None:
+        _checks.shape(op, "gx", gx, x.shape)
     if m == 1:
-        # a static split of the output rows, one private accumulator per thread, summed at the
-        # end in a fixed order: the same bits on every call
+        # a static split of the rows, one private accumulator per thread, summed at the end in a
+        # fixed order: the same bits on every call
         sh, sw, pt, pl, dil_h, dil_w = geo
         parts = np.zeros((numba.get_num_threads(),) + gw.shape, gw.dtype)
-        if gy.size:
-            _backward_weight_1(gy, x, parts,
-                               *_taps(gy.shape[1], gw.shape[0], sh, pt, dil_h, x.shape[1], False),
-                               _runs(gy.shape[2], gw.shape[1], sw, pl, dil_w, x.shape[2], False))
+        if x.size:
+            rows = _taps(gy.shape[1], gw.shape[0], sh, pt, dil_h, x.shape[1], False)
+            runs = _runs(gy.shape[2], gw.shape[1], sw, pl, dil_w, x.shape[2], False)
+            if gx is None:   # gy's tables stand in for gx's, unread
+                gx, rows_x, runs_x = np.empty((0, 0, 0, 0), x.dtype), rows, runs
+            else:
+                rows_x = _taps(x.shape[1], w.shape[0], sh, pt, dil_h, gy.shape[1], True)
+                runs_x = _runs(x.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True)
+            _backward_1(gy, x, w, gx, parts, *rows, runs, *rows_x, runs_x)
         np.sum(parts, axis=0, out=gw)
         return
-    c = x.shape[3]
+    if gx is not None:
+        _backward_input_m(gy, w, gx, m, *geo)
     # input channels per task: at least _CB_MIN output channels (a long inner loop), and about
     # one task per thread
+    c = x.shape[3]
     cb = max(-(-_CB_MIN // m), -(-c // numba.get_num_threads()))
     _backward_weight_m(gy, x, gw, m, cb, *geo)
 
@@ -86,79 +89,99 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w):
 @numba.njit(**_JIT)
 def _gather_1(src, w, out, rt, rn, runs, b):
     """``out[n, r]`` = ``b`` + sum over the row taps ``rt[r, :rn[r]]`` and the column runs of
-    ``src * w`` (M == 1): the forward pass, or the input gradient (b = 0)."""
-    n_img, oh_n, ow_n, c = out.shape
+    ``src * w`` (M == 1): the forward pass."""
+    n_img, oh_n = out.shape[0], out.shape[1]
     # each (n, r) owns the output row out[n, r]; equal contiguous blocks of rows per thread
     for t in prange(n_img * oh_n):
-        n, r = t // oh_n, t % oh_n
-        nr = rn[r]
-        o2 = out[n, r]
-        for u in range(runs.shape[0]):
-            q0, qs, nq, cell0, cs, tap0, js, ts, nt = runs[u]
-            for a0 in range(0, max(nr, 1), 3):
-                for t0 in range(0, max(nt, 1), 3):
-                    ra, ca = max(min(3, nr - a0), 0), max(min(3, nt - t0), 0)
-                    first = a0 == 0 and t0 == 0
-                    j0, d0 = tap0 + t0 * js, cell0 + t0 * ts
-                    if ra == 3 and ca == 3:
-                        s0, s1, s2 = (src[n, rt[r, a0, 0]], src[n, rt[r, a0 + 1, 0]],
-                                      src[n, rt[r, a0 + 2, 0]])
-                        v0, v1, v2 = w[rt[r, a0, 1]], w[rt[r, a0 + 1, 1]], w[rt[r, a0 + 2, 1]]
-                        j1, j2 = j0 + js, j0 + 2 * js
-                        w00, w01, w02 = v0[j0, 0], v0[j1, 0], v0[j2, 0]
-                        w10, w11, w12 = v1[j0, 0], v1[j1, 0], v1[j2, 0]
-                        w20, w21, w22 = v2[j0, 0], v2[j1, 0], v2[j2, 0]
-                        for i in range(nq):
-                            d = d0 + i * cs
-                            e, f = d + ts, d + 2 * ts
-                            x00, x01, x02 = s0[d], s0[e], s0[f]
-                            x10, x11, x12 = s1[d], s1[e], s1[f]
-                            x20, x21, x22 = s2[d], s2[e], s2[f]
-                            o = o2[q0 + i * qs]
-                            st = b if first else o
-                            for k in range(c):
-                                o[k] = (st[k]
-                                        + (x00[k] * w00[k] + x01[k] * w01[k] + x02[k] * w02[k])
-                                        + (x10[k] * w10[k] + x11[k] * w11[k] + x12[k] * w12[k])
-                                        + (x20[k] * w20[k] + x21[k] * w21[k] + x22[k] * w22[k]))
-                        continue
+        _gather_row(src, w, out, t // oh_n, t % oh_n, rt, rn, runs, b)
+
+
+@numba.njit(**_ROW)
+def _gather_row(src, w, out, n, r, rt, rn, runs, b):
+    """The row ``out[n, r]`` of :func:`_gather_1`; with ``src`` = gy and ``b`` = 0, the row
+    ``gx[n, r]`` of the input gradient."""
+    c = out.shape[3]
+    nr = rn[r]
+    o2 = out[n, r]
+    for u in range(runs.shape[0]):
+        q0, qs, nq, cell0, cs, tap0, js, ts, nt = runs[u]
+        for a0 in range(0, max(nr, 1), 3):
+            for t0 in range(0, max(nt, 1), 3):
+                ra, ca = max(min(3, nr - a0), 0), max(min(3, nt - t0), 0)
+                first = a0 == 0 and t0 == 0
+                j0, d0 = tap0 + t0 * js, cell0 + t0 * ts
+                if ra == 3 and ca == 3:
+                    s0, s1, s2 = (src[n, rt[r, a0, 0]], src[n, rt[r, a0 + 1, 0]],
+                                  src[n, rt[r, a0 + 2, 0]])
+                    v0, v1, v2 = w[rt[r, a0, 1]], w[rt[r, a0 + 1, 1]], w[rt[r, a0 + 2, 1]]
+                    j1, j2 = j0 + js, j0 + 2 * js
+                    w00, w01, w02 = v0[j0, 0], v0[j1, 0], v0[j2, 0]
+                    w10, w11, w12 = v1[j0, 0], v1[j1, 0], v1[j2, 0]
+                    w20, w21, w22 = v2[j0, 0], v2[j1, 0], v2[j2, 0]
                     for i in range(nq):
+                        d = d0 + i * cs
+                        e, f = d + ts, d + 2 * ts
+                        x00, x01, x02 = s0[d], s0[e], s0[f]
+                        x10, x11, x12 = s1[d], s1[e], s1[f]
+                        x20, x21, x22 = s2[d], s2[e], s2[f]
                         o = o2[q0 + i * qs]
-                        if first:
+                        st = b if first else o
+                        for k in range(c):
+                            o[k] = (st[k]
+                                    + (x00[k] * w00[k] + x01[k] * w01[k] + x02[k] * w02[k])
+                                    + (x10[k] * w10[k] + x11[k] * w11[k] + x12[k] * w12[k])
+                                    + (x20[k] * w20[k] + x21[k] * w21[k] + x22[k] * w22[k]))
+                    continue
+                for i in range(nq):
+                    o = o2[q0 + i * qs]
+                    if first:
+                        for k in range(c):
+                            o[k] = b[k]
+                    for a in range(a0, a0 + ra):
+                        srow, wrow = src[n, rt[r, a, 0]], w[rt[r, a, 1]]
+                        for tt in range(ca):
+                            xs = srow[d0 + i * cs + tt * ts]
+                            ws = wrow[j0 + tt * js, 0]
                             for k in range(c):
-                                o[k] = b[k]
-                        for a in range(a0, a0 + ra):
-                            srow, wrow = src[n, rt[r, a, 0]], w[rt[r, a, 1]]
-                            for tt in range(ca):
-                                xs = srow[d0 + i * cs + tt * ts]
-                                ws = wrow[j0 + tt * js, 0]
-                                for k in range(c):
-                                    o[k] += xs[k] * ws[k]
+                                o[k] += xs[k] * ws[k]
 
 
 @numba.njit(**_JIT)
-def _backward_weight_1(gy, x, parts, rt, rn, runs):
-    """``parts[thread]`` += the weight gradient of the output rows that thread ran (M == 1)."""
-    n_img, oh_n, ow_n, c = gy.shape
-    n_tasks = n_img * oh_n
+def _backward_1(gy, x, w, gx, parts, rt, rn, runs, rtx, rnx, runs_x):
+    """Row ``r`` of image ``n`` is one task: ``gx[n, r]`` (when r < H and gx is not empty), then
+    ``parts[thread]`` += the weight gradient of ``gy[n, r]`` (when r < OH) (M == 1)."""
+    n_img, h = x.shape[0], x.shape[1]
+    oh_n = gy.shape[1]
+    rows = max(h, oh_n)
+    n_tasks = n_img * rows
     n_thr = parts.shape[0]
-    # a static split: thread p runs the contiguous block of rows [p*n/T, (p+1)*n/T)
+    zero = np.zeros(x.shape[3], x.dtype)
+    # a static split: thread p runs the contiguous block of tasks [p*n/T, (p+1)*n/T)
     for p in prange(n_thr):
-        g = parts[p]
         for t in range(p * n_tasks // n_thr, (p + 1) * n_tasks // n_thr):
-            n, r = t // oh_n, t % oh_n
-            d2 = gy[n, r]
-            for a in range(rn[r]):
-                srow, grow = x[n, rt[r, a, 0]], g[rt[r, a, 1]]
-                for u in range(runs.shape[0]):
-                    q0, qs, nq, cell0, cs, tap0, js, ts, nt = runs[u]
-                    for tt in range(nt):
-                        acc = grow[tap0 + tt * js, 0]
-                        for i in range(nq):
-                            xs = srow[cell0 + i * cs + tt * ts]
-                            ds = d2[q0 + i * qs]
-                            for k in range(c):
-                                acc[k] += xs[k] * ds[k]
+            n, r = t // rows, t % rows
+            if gx.size and r < h:
+                _gather_row(gy, w, gx, n, r, rtx, rnx, runs_x, zero)
+            if r < oh_n:
+                _weight_row(gy, x, parts[p], n, r, rt, rn, runs)
+
+
+@numba.njit(**_ROW)
+def _weight_row(gy, x, g, n, r, rt, rn, runs):
+    """``g`` += the weight gradient of the row ``gy[n, r]`` (M == 1)."""
+    c = gy.shape[3]
+    d2 = gy[n, r]
+    for a in range(rn[r]):
+        srow, grow = x[n, rt[r, a, 0]], g[rt[r, a, 1]]
+        for u in range(runs.shape[0]):
+            q0, qs, nq, cell0, cs, tap0, js, ts, nt = runs[u]
+            for tt in range(nt):
+                acc = grow[tap0 + tt * js, 0]
+                for i in range(nq):
+                    xs = srow[cell0 + i * cs + tt * ts]
+                    ds = d2[q0 + i * qs]
+                    for k in range(c):
+                        acc[k] += xs[k] * ds[k]
 
 
 @numba.njit(**_JIT)
