@@ -224,16 +224,16 @@ def conv2d_backward(dy, x, w, strides=1, padding="valid", dilation=1, groups=1,
         raise ValueError(f"dy has shape {dy.shape} (NHWC) but the output of this convolution "
                          f"is {g.output_shape}")
     if g.n == 0:
-        dx, dw = xp.zeros_like(call.x), xp.zeros_like(call.w)
+        dx, dw, db = xp.zeros_like(call.x), xp.zeros_like(call.w), xp.zeros(g.o, call.x.dtype)
     else:
         def run(algorithm):
             return call.backend.conv2d_backward(dy, call.x, call.w, g, algorithm, need_input_grad)
-        dx, dw = run(_algorithm(call, "backward", run, need_input_grad))
+        dx, dw, db = run(_algorithm(call, "backward", run, need_input_grad))
     if dx is not None:
         dx = _from_nhwc(xp, dx, data_format)
     if data_format == "channels_first":
         dw = xp.ascontiguousarray(dw.transpose(3, 2, 0, 1))
-    return Conv2DGrads(dx, dw, dy.sum(axis=(0, 1, 2)))
+    return Conv2DGrads(dx, dw, db)
 
 
 # ------------------------------------------------------------------------- pooling

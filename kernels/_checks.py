@@ -224,6 +224,22 @@ def winograd_tiles(op, act, v, t0, m, th, tw, pt, pl):
     return t0, m, th, tw, pt, pl
 
 
+def winograd_forward(op, x, u, y, t0, T, m, pt, pl, block):
+    """Tiles ``[t0, t0 + T)`` of y's ``ceil(OH/m) x ceil(OW/m)`` grid from x ``(N, H, W, C)``
+    and u ``((m+2)^2, C, K)``, y ``(N, OH, OW, K)``. Returns the integers
+    ``t0, T, m, th, tw, pt, pl, block``."""
+    (t0, T) = integers(op, 0, t0=t0, T=T)
+    m, block = integers(op, 1, m=m, block=block)
+    pt, pl = integers(op, -_INT_MAX, pt=pt, pl=pl)
+    th, tw = winograd_grid(op, y, m)
+    shape(op, "u", u, ((m + 2) ** 2, x.shape[3], y.shape[3]))
+    shape(op, "y", y, (x.shape[0],) + y.shape[1:])
+    if t0 + T > y.shape[0] * th * tw:
+        raise ValueError(f"{op}: tiles [{t0}, {t0 + T}) run past the {y.shape[0]}*{th}*{tw} "
+                         f"tiles of the batch")
+    return t0, T, m, th, tw, pt, pl, block
+
+
 def bias_act(op, y, b):
     """``y`` (any rank >= 1, written in place) and its bias ``b[O]`` or None; returns O."""
     arrays(op, {} if b is None else {"b": (b, 1)}, {"y": (y, np.ndim(y))})
@@ -233,6 +249,16 @@ def bias_act(op, y, b):
     if b is not None and b.shape != (channels,):
         raise ValueError(f"{op}: b must have shape ({channels},), got {b.shape}")
     return channels
+
+
+def bias_grad(op, gb, gy):
+    """The optional bias-gradient output ``gb[O]`` of a backward kernel reading ``gy[..., O]``:
+    False when None, else checked (after ``gy``) and True."""
+    if gb is None:
+        return False
+    arrays(op, {"gy": (gy, gy.ndim)}, {"gb": (gb, 1)})
+    shape(op, "gb", gb, gy.shape[-1:])
+    return True
 
 
 def elementwise(op, inputs, outputs):

@@ -349,7 +349,8 @@ def test_backend_algorithms(K, algorithm):
     x, w, gy = (rng.standard_normal(s) for s in (g.input_shape, (k, k, c // groups, o),
                                                  g.output_shape))
     y = BACKEND.conv2d(_dev(x), _dev(w), g, algorithm)
-    gx, gw = BACKEND.conv2d_backward(_dev(gy), _dev(x), _dev(w), g, algorithm)
+    gx, gw, gb = BACKEND.conv2d_backward(_dev(gy), _dev(x), _dev(w), g, algorithm)
+    _check(gb, gy.sum(axis=(0, 1, 2)), np.float64)
     args = (g.sh, g.sw, g.pt, g.pl, g.dil_h, g.dil_w, groups)
     _check(y, ref_conv(x, w, g.oh, g.ow, *args), np.float64)
     gx_ref, gw_ref = ref_conv_grads(x, w, gy, *args)

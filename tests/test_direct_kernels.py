@@ -19,6 +19,8 @@ CASES = [  # n, h, w, groups, cg, og, kh, kw, (sh, sw), (pt, pl), (dil_h, dil_w)
     (1, 7, 9, 1, 17, 8, 3, 3, (2, 2), (1, 2), (1, 1), (1, 1)),        # many input channels
     (2, 6, 7, 2, 20, 20, 2, 2, (1, 1), (1, 1), (2, 2), (0, 0)),       # dense groups
     (1, 5, 6, 4, 1, 9, 1, 3, (3, 1), (0, 2), (1, 3), (1, 2)),         # padding-only cells
+    (2, 11, 30, 1, 3, 64, 3, 3, (1, 1), (1, 1), (1, 1), (0, 0)),      # bands of several rows
+    (1, 13, 41, 2, 5, 20, 3, 2, (2, 1), (2, 1), (1, 2), (0, 0)),      # GEMM tails, strided
 ]
 
 
@@ -61,6 +63,7 @@ def test_direct_kernels_match_reference(backend, case, dtype, threads):
     ow = (wd + pl - (kw - 1) * dw - 1) // sw + 1 + ew
     args = (sh, sw, pt, pl, dh, dw, groups)
     y_ref, gy, gx_ref, gw_ref = _reference(x, w, (n, oh, ow, groups * og), rng, *args)
+    gb_ref = gy.sum(axis=(0, 1, 2))
     x, w, gy = x.astype(dtype), w.astype(dtype), gy.astype(dtype)
     old = fastconv.get_num_threads()
     fastconv.set_num_threads(threads)
@@ -69,19 +72,62 @@ def test_direct_kernels_match_reference(backend, case, dtype, threads):
         for _ in range(2):
             y = np.full(y_ref.shape, np.nan, dtype)   # outputs are overwritten, NaN included
             gx = np.full(x.shape, np.nan, dtype)
-            gw = np.full(w.shape, np.nan, dtype)
+            gw, gb = np.full(w.shape, np.nan, dtype), np.full(gy.shape[3], np.nan, dtype)
             k.forward(x, w, y, *args)
             k.backward_input(gy, w, gx, *args)
-            k.backward_weight(gy, x, gw, *args)
-            outs.append((y, gx, gw))
+            k.backward_weight(gy, x, gw, *args, gb=gb)
+            outs.append((y, gx, gw, gb))
     finally:
         fastconv.set_num_threads(old)
     tol = 2e-4 if dtype == np.float32 else 1e-11
-    for got, ref, terms in zip(outs[0], (y_ref, gx_ref, gw_ref),
-                               (kh * kw * cg, kh * kw * og, n * oh * ow)):
+    for got, ref, terms in zip(outs[0], (y_ref, gx_ref, gw_ref, gb_ref),
+                               (kh * kw * cg, kh * kw * og, n * oh * ow, n * oh * ow)):
         np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * np.sqrt(terms))
     for a, b in zip(*outs):   # deterministic: the same bits on every call
         np.testing.assert_array_equal(a, b)
+
+
+def _random_case(rng):
+    """A random geometry that mostly takes the GEMM weight gradient and the blocked input
+    gradient (few input channels, many output channels), with bands of a few rows per image."""
+    groups = int(rng.choice([1, 1, 2]))
+    cg, og = int(rng.integers(1, 6)), int(rng.integers(16, 90))
+    kh, kw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    sh, sw, dh, dw = (int(v) for v in rng.choice([1, 1, 2], 4))
+    pt, pl = int(rng.integers(0, kh)), int(rng.integers(0, kw))
+    h, wd = int(rng.integers(kh * dh + 2, 24)), int(rng.integers(kw * dw + 2, 60))
+    return (int(rng.integers(1, 4)), h, wd, groups, cg, og, kh, kw, (sh, sw), (pt, pl),
+            (dh, dw), (0, int(rng.integers(0, 2))))
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_direct_backward_random_shapes(backend, dtype, seed):
+    rng = np.random.default_rng(seed)
+    case = _random_case(rng)
+    n, h, wd, groups, cg, og, kh, kw, (sh, sw), (pt, pl), (dh, dw), (eh, ew) = case
+    k = backends.get(backend).k.conv_direct
+    x = rng.uniform(-1, 1, (n, h, wd, groups * cg))
+    w = rng.uniform(-1, 1, (kh, kw, cg, groups * og))
+    oh = (h + pt - (kh - 1) * dh - 1) // sh + 1 + eh
+    ow = (wd + pl - (kw - 1) * dw - 1) // sw + 1 + ew
+    args = (sh, sw, pt, pl, dh, dw, groups)
+    _, gy, gx_ref, gw_ref = _reference(x, w, (n, oh, ow, groups * og), rng, *args)
+    x, w, gy = x.astype(dtype), w.astype(dtype), gy.astype(dtype)
+    gx, gw = np.full(x.shape, np.nan, dtype), np.full(w.shape, np.nan, dtype)
+    old = fastconv.get_num_threads()
+    fastconv.set_num_threads(2)
+    try:
+        k.backward_input(gy, w, gx, *args)
+        k.backward_weight(gy, x, gw, *args)
+    finally:
+        fastconv.set_num_threads(old)
+    tol = 2e-4 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(gx, gx_ref, rtol=tol, atol=tol * np.sqrt(kh * kw * og),
+                               err_msg=str(case))
+    np.testing.assert_allclose(gw, gw_ref, rtol=tol, atol=tol * np.sqrt(n * oh * ow),
+                               err_msg=str(case))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -93,6 +139,10 @@ def test_direct_kernels_reject_bad_shapes(backend):
         k.forward(x, w, np.zeros((1, 3, 3, 8), np.float32), 1, 1, 0, 0, 1, 1, 2)  # 4 != 2*1
     with pytest.raises(ValueError):
         k.backward_weight(np.zeros((1, 3, 3, 8), np.float32), x, w, 1, 1, 0, 0, 1, 1, 3)
+    gy, gw = np.zeros((1, 3, 3, 3), np.float32), np.zeros((3, 3, 4, 3), np.float32)
+    for gb in (np.zeros(4, np.float32), np.zeros(3), np.zeros((1, 3), np.float32), [0.0] * 3):
+        with pytest.raises(ValueError, match="gb"):
+            k.backward_weight(gy, x, gw, 1, 1, 0, 0, 1, 1, 1, gb=gb)
     with pytest.raises(ValueError):
         k.backward_input(np.zeros((1, 2, 3, 8), np.float32), w, np.zeros_like(x), 1, 1, 0, 0,
                          1, 1, 4)

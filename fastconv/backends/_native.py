@@ -66,14 +66,19 @@ class NativeBackend:
         return y
 
     def conv2d_backward(self, gy, x, w, g, algorithm, need_input_grad=True):
-        """Gradients ``(gx, gw)`` of the convolution; ``gx`` is None unless ``need_input_grad``."""
+        """Gradients ``(gx, gw, gb)`` of the convolution and of a bias; ``gx`` is None unless
+        ``need_input_grad``. ``gb``, ``gy`` summed over its pixels, comes from the weight
+        gradient's pass over gy where the kernels offer it (a separate pass read 29 MB for
+        a third of cifar1's backward: bench/NOTES.md)."""
         xp = self.xp
         gx = xp.empty(g.input_shape, x.dtype) if need_input_grad else None
         gw = xp.empty(w.shape, x.dtype)
+        gb = None
         if algorithm == "direct":
             if need_input_grad:
                 self.k.conv_direct.backward_input(gy, w, gx, *g.stride_args(), g.groups)
-            self.k.conv_direct.backward_weight(gy, x, gw, *g.stride_args(), g.groups)
+            gb = xp.empty(g.o, x.dtype)
+            self.k.conv_direct.backward_weight(gy, x, gw, *g.stride_args(), g.groups, gb=gb)
         elif algorithm == "depthwise":
             if hasattr(self.k.depthwise, "backward"):   # CPU: both in one pass over gy
                 self.k.depthwise.backward(gy, x, w, gx, gw, *g.stride_args())
@@ -87,7 +92,7 @@ class NativeBackend:
             self._backward_winograd(gy, x, w, g, gx, gw)
         else:
             self._backward_im2col(gy, x, w, g, gx, gw)
-        return gx, gw
+        return gx, gw, gy.sum(axis=(0, 1, 2)) if gb is None else gb
 
     def _forward_1x1(self, x, w, g, y, b, relu):
         """Few outputs per group (kernel sets with ``pointwise``): its direct kernel, which reads
@@ -143,6 +148,8 @@ class NativeBackend:
     # ---------------------------------------------------------------- winograd
     _winograd_bytes = 2 << 20   # the transformed input and output of one block of tiles
     _winograd_min_tiles = 64    # the least tiles per block (the GEMMs' rows)
+    _winograd_fused_bytes = 5 << 19   # U up to this size: the kernels' fused forward, ...
+    _winograd_fused_tiles = 36        # ... in blocks of this many tiles
 
     def _winograd_blas(self, n):
         """Single-threaded BLAS for a call whose ``n`` images run on more than one worker: the
@@ -185,6 +192,11 @@ class NativeBackend:
         th, tw = -(-oh // m), -(-ow // m)
         # U[a*A + b] = (G w G^T)[a, b]: (A*A, C, K)
         u = xp.matmul(gm, (gm @ w.reshape(3, -1)).reshape(a, 3, -1)).reshape(a * a, c, o)
+        if u.nbytes <= self._winograd_fused_bytes:
+            # U stays in L2: transforms and GEMMs per block of tiles in one call, in cache
+            # (bench/NOTES.md); larger U: the BLAS GEMMs below
+            k.forward(x, u, y, 0, n * th * tw, m, pt, pl, self._winograd_fused_tiles)
+            return
 
         def block(t0, v, mv, _):
             k.input_transform(x, v, t0, m, th, tw, pt, pl)

@@ -196,12 +196,14 @@ def _conv_backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups):
     _launch_elements("conv_direct", f"backward_input_{s}", gx.size, gy, w, gx, *geom, o, groups)
 
 
-def _conv_backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups):
+def _conv_backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups, gb=None):
     s = _suffix(gy=gy, x=x, gw=gw)
     gys, xs, gws = _shape("gy", gy), _shape("x", x), _shape("gw", gw)
     o, groups = _conv_channels(xs, gws, gys, groups)
     geom = _geometry(xs, gys[0], gys[1], gys[2], gws[0], gws[1], sh, sw, pt, pl, dil_h, dil_w)
     _weight_gradient("conv_direct", s, gy, x, gw, geom, o, groups)
+    if gb is not None:  # the CPU kernels' fused bias gradient, as a reduction here
+        gb[...] = gy.sum(axis=(0, 1, 2))
 
 
 # ---------------------------------------------------------------- im2col

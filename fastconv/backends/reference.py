@@ -50,7 +50,8 @@ class ReferenceBackend:
             gxp[:, rows, cols] += np.einsum("nhwgo,cgo->nhwgc", dy, wg[i, j]).reshape(
                 g.n, g.oh, g.ow, g.c)
         gx = gxp[:, g.pt:g.pt + g.h, g.pl:g.pl + g.w].astype(x.dtype)
-        return (gx if need_input_grad else None), gw.reshape(w.shape).astype(x.dtype)
+        gb = dy.sum(axis=(0, 1, 2)).reshape(-1).astype(x.dtype)
+        return (gx if need_input_grad else None), gw.reshape(w.shape).astype(x.dtype), gb
 
     @staticmethod
     def _windows(g):

@@ -12,7 +12,9 @@ Groups with few output channels (``Og < WIDE``) run "expanded": a row of x is co
 input channel ``ci`` into ``xe[ci, iw, o] = x[iw, (o // Og)*Cg + ci]`` (a small per-thread cache
 of rows), so that the loops run over all O output channels at once. The input gradient of few
 input channels per group (``Cg < WIDE``) sums ``gy * w`` per output channel over the taps, then
-adds up each group's channels once per pixel.
+adds up each group's channels once per pixel. The weight gradient runs bands of output rows:
+not expanded, a GEMM of every tap x output channels over the band's pixels whose taps are all
+real, the other pixels row by row.
 """
 import numba
 import numpy as np
@@ -64,8 +66,10 @@ def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups):
                               *cols, groups, numba.get_num_threads())
 
 
-def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups):
-    """Gradient of :func:`forward` with respect to w, into ``gw`` ``(KH, KW, C // groups, O)``."""
+def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups, gb=None):
+    """Gradient of :func:`forward` with respect to w, into ``gw`` ``(KH, KW, C // groups, O)``;
+    and the bias's, ``gy`` summed over its pixels, into ``gb`` ``(O,)`` unless None, from the
+    same pass over gy."""
     op = "conv_direct.backward_weight"
     _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4)}, {"gw": (gw, 4)})
     sh, sw, pt, pl, dil_h, dil_w, groups = _checks.conv(op, x, gw, gy, "x", "gy", sh, sw, pt,
@@ -73,11 +77,24 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups):
     # a static split of the output rows, one private accumulator per thread, summed at the end
     # in a fixed order: the same bits on every call
     parts = np.zeros((numba.get_num_threads(),) + gw.shape, gw.dtype)
+    bias = _checks.bias_grad(op, gb, gy)
+    bparts = np.zeros((parts.shape[0], gy.shape[3] if bias else 0), gw.dtype)
     if gy.size and x.size:
         _backward_weight(gy, x, parts, *_taps(gy.shape[1], gw.shape[0], sh, pt, dil_h,
                                               x.shape[1], False),
-                         sw, pl, dil_w, groups, _slots(gw.shape[0], dil_h, x.shape[1]))
+                         sh, sw, pt, pl, dil_h, dil_w, groups,
+                         _slots(gw.shape[0], dil_h, x.shape[1]),
+                         _band(gy.shape[1], gy.shape[2], gy.shape[3], gy.itemsize),
+                         bparts, bias)
     np.sum(parts, axis=0, out=gw)
+    if bias:
+        np.sum(bparts, axis=0, out=gb)
+
+
+def _band(oh, ow, o, itemsize):
+    """Output rows per band of the weight gradient: about 16 KiB of gy, which the GEMM's taps
+    re-read from cache."""
+    return max(1, min(oh, 16384 // max(1, ow * o * itemsize)))
 
 
 def _slots(kh, dil_h, h):
@@ -306,44 +323,92 @@ def _backward_input_bcast(gy, wt, gx, rt, rn, ct, cn, groups, threads):
 
 
 @numba.njit(**_JIT)
-def _backward_weight(gy, x, parts, rt, rn, sw, pl, dil_w, groups, slots):
-    """``parts[thread]`` += the weight gradient of the output rows that thread ran."""
+def _backward_weight(gy, x, parts, rt, rn, sh, sw, pt, pl, dil_h, dil_w, groups, slots, band,
+                     bparts, bias):
+    """``parts[thread]`` += the weight gradient of the bands of output rows that thread ran, and
+    ``bparts[thread]`` += their pixels of gy when ``bias``.
+    Not expanded, the rows and columns whose taps are all real run one GEMM per band and group
+    (every tap x the group's channels, summed over the band's pixels); the rest runs per row."""
     n_img, h, wd, c = x.shape
     threads, kh, kw, cg, o = parts.shape
     oh_n, ow_n = gy.shape[1], gy.shape[2]
     og = o // groups
     expanded = og < WIDE
     xf, gyf = x.reshape(-1), gy.reshape(-1)
-    total = n_img * oh_n
+    # [lo_all, hi_all): the output columns whose every column tap reads a real input column
+    lo_all, hi_all = 0, ow_n
+    for j in range(kw):
+        lo_all = max(lo_all, -((j * dil_w - pl) // sw))
+        hi_all = min(hi_all, -((j * dil_w - pl - wd) // sw))
+    gemm = not expanded and lo_all < hi_all
+    # the taps (i, j, c) of the GEMM: offsets in x from the band's first tap, rows in gw
+    off = np.empty(kh * kw * cg, np.intp)
+    for i in range(kh):
+        for j in range(kw):
+            for ci in range(cg):
+                off[(i * kw + j) * cg + ci] = (i * dil_h * wd + j * dil_w) * c + ci
+    nb = (oh_n + band - 1) // band
+    total = n_img * nb
     for tid in prange(threads):
         xe = np.empty((slots if expanded else 0, cg, wd, o), x.dtype)
         tags = np.full(slots, -1, np.intp)
         pw = parts[tid]
-        for t in range(tid * total // threads, (tid + 1) * total // threads):
-            n = t // oh_n
-            r = t - n * oh_n
-            for a in range(rn[r]):
-                ih = rt[r, a, 0]
-                i = rt[r, a, 1]
-                if expanded:
-                    e = _expanded_row(x, n, ih, xe, tags, og, groups)
-                for j in range(kw):
-                    # the output columns [lo, hi) whose tap j reads a real input column
-                    lo = max(0, -((j * dil_w - pl) // sw))
-                    hi = min(ow_n, -((j * dil_w - pl - wd) // sw))
-                    if lo >= hi:
-                        continue
-                    g0 = ((n * oh_n + r) * ow_n + lo) * o
-                    if expanded:
-                        for ci in range(cg):
-                            # taps = output columns: e[ci, iw] * gy[ow]
-                            _acc_v(pw[i, j, ci], o, e[ci].reshape(-1),
-                                   (lo * sw - pl + j * dil_w) * o, 0, sw * o, gyf, g0, 0, o,
-                                   1, hi - lo)
-                        continue
-                    x0 = ((n * h + ih) * wd + lo * sw - pl + j * dil_w) * c
+        pf = pw.reshape(-1)
+        for u in range(tid * total // threads, (tid + 1) * total // threads):
+            n = u // nb
+            r0 = (u - n * nb) * band
+            r1 = min(oh_n, r0 + band)
+            # the band's rows whose row taps are all real: [s0, s1)
+            s0 = r0
+            while s0 < r1 and rn[s0] < kh:
+                s0 += 1
+            s1 = s0
+            while s1 < r1 and rn[s1] == kh:
+                s1 += 1
+            if gemm and s0 < s1:
+                a0 = ((n * h + s0 * sh - pt) * wd + lo_all * sw - pl) * c
+                b0 = ((n * oh_n + s0) * ow_n + lo_all) * o
+                # row by row: a row of gy stays in L1 over the taps (LLVM keeps no register tile)
+                for rr in range(s1 - s0):
                     for g in range(groups):
-                        for ci in range(cg):
-                            _acc_b(pw[i, j, ci, g * og:(g + 1) * og], og, xf,
-                                   x0 + g * cg + ci, 0, sw * c, gyf, g0 + g * og, 0, o, 1,
-                                   hi - lo)
+                        for t in range(kh * kw * cg):
+                            _acc_b(pf[t * o + g * og:t * o + (g + 1) * og], og, xf,
+                                   a0 + rr * sh * wd * c + off[t] + g * cg, 0, sw * c, gyf,
+                                   b0 + rr * ow_n * o + g * og, 0, o, 1, hi_all - lo_all)
+            for r in range(r0, r1):
+                full = gemm and s0 <= r < s1
+                for a in range(rn[r]):
+                    ih = rt[r, a, 0]
+                    i = rt[r, a, 1]
+                    if expanded:
+                        e = _expanded_row(x, n, ih, xe, tags, og, groups)
+                    for j in range(kw):
+                        # the output columns [lo, hi) whose tap j reads a real input column,
+                        # less [lo_all, hi_all) where the GEMM ran
+                        lo = max(0, -((j * dil_w - pl) // sw))
+                        hi = min(ow_n, -((j * dil_w - pl - wd) // sw))
+                        for part in range(2 if full else 1):
+                            plo, phi = lo, hi
+                            if full:
+                                plo, phi = (lo, lo_all) if part == 0 else (hi_all, hi)
+                            if plo >= phi:
+                                continue
+                            g0 = ((n * oh_n + r) * ow_n + plo) * o
+                            if expanded:
+                                for ci in range(cg):
+                                    # taps = output columns: e[ci, iw] * gy[ow]
+                                    _acc_v(pw[i, j, ci], o, e[ci].reshape(-1),
+                                           (plo * sw - pl + j * dil_w) * o, 0, sw * o, gyf, g0,
+                                           0, o, 1, phi - plo)
+                                continue
+                            x0 = ((n * h + ih) * wd + plo * sw - pl + j * dil_w) * c
+                            for g in range(groups):
+                                for ci in range(cg):
+                                    _acc_b(pw[i, j, ci, g * og:(g + 1) * og], og, xf,
+                                           x0 + g * cg + ci, 0, sw * c, gyf, g0 + g * og, 0, o,
+                                           1, phi - plo)
+            if bias:  # the band's gy, in cache
+                bp = bparts[tid]
+                for q in range(((n * oh_n + r0) * ow_n) * o, ((n * oh_n + r1) * ow_n) * o, o):
+                    for k in range(o):
+                        bp[k] += gyf[q + k]
