@@ -178,9 +178,11 @@ def test_depthwise_kernels_on_random_geometries(backend, dtype, stream, monkeypa
         k.forward(x, w, y, *g.stride_args(), b)
         assert_close(y, y_ref + b, dtype, ws[0] * ws[1])
         gx, gw = np.full(xs, np.nan, dtype), np.full(ws, np.nan, dtype)
-        k.backward(gy, x, w, gx, gw, *g.stride_args())
+        gb = np.full(ws[3], np.nan, dtype)
+        k.backward(gy, x, w, gx, gw, *g.stride_args(), gb=gb)
         assert_close(gx, g_ref.dx, dtype, ws[0] * ws[1] * ws[3] // xs[3])
         assert_close(gw, g_ref.dw, dtype, y_ref[..., 0].size)
+        assert_close(gb, gy.astype(np.float64).sum(axis=(0, 1, 2)), dtype, y_ref[..., 0].size)
         gw2 = np.full(ws, np.nan, dtype)
         k.backward(gy, x, w, None, gw2, *g.stride_args())
         np.testing.assert_array_equal(gw2, gw)
@@ -215,7 +217,7 @@ def test_depthwise_backward_rejects_bad_arguments(backend):
     x = np.ones((2, 5, 5, 8), np.float32)
     w = np.ones((3, 3, 1, 8), np.float32)
     gy = np.ones((2, 5, 5, 8), np.float32)
-    ok = dict(gy=gy, x=x, w=w, gx=np.empty_like(x), gw=np.empty_like(w))
+    ok = dict(gy=gy, x=x, w=w, gx=np.empty_like(x), gw=np.empty_like(w), gb=None)
     bad = [dict(gw=np.empty((3, 3, 1, 16), np.float32)),        # gw not w's shape
            dict(gw=np.empty((3, 2, 1, 8), np.float32)),
            dict(gx=np.empty((2, 5, 4, 8), np.float32)),         # gx not x's shape
@@ -225,10 +227,13 @@ def test_depthwise_backward_rejects_bad_arguments(backend):
            dict(x=np.ones((1, 5, 5, 8), np.float32)),
            dict(gx=gy),                                        # outputs may not overlap inputs
            dict(gw=w),
-           dict(gx=np.empty((2, 5, 5, 16), np.float32)[..., ::2])]
+           dict(gx=np.empty((2, 5, 5, 16), np.float32)[..., ::2]),
+           dict(gb=np.empty(7, np.float32)),                   # gb not one per channel
+           dict(gb=np.empty(8, np.float64)),
+           dict(gb=gy.reshape(-1)[:8])]
     for change in bad:
         a = {**ok, **change}
         with pytest.raises(ValueError):
-            k.backward(a["gy"], a["x"], a["w"], a["gx"], a["gw"], 1, 1, 1, 1, 1, 1)
+            k.backward(a["gy"], a["x"], a["w"], a["gx"], a["gw"], 1, 1, 1, 1, 1, 1, gb=a["gb"])
     k.backward(gy, x, w, ok["gx"], ok["gw"], 1, 1, 1, 1, 1, 1)   # the good call passes
     np.testing.assert_array_equal(ok["gw"][1, 1, 0], 50)

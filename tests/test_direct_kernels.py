@@ -187,3 +187,28 @@ def test_direct_kernels_huge_dilation_on_a_small_image(backend):
         assert tags.shape == (2, 4) and xe.shape == (2, 4 * 2 * 5, 6)
     else:
         assert k._slots(2, dh, 4) == 4
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_direct_forward_streamed_rows_are_the_same_bits(backend, case, monkeypatch):
+    """Outputs of ``_NT`` bytes or more go through per-thread row buffers and non-temporal
+    stores (Cython): the same bits as rows written in place, on every task path."""
+    k = backends.get(backend).k.conv_direct
+    if not hasattr(k, "_NT"):
+        pytest.skip(f"no streamed stores in the {backend} backend")
+    n, h, wd, groups, cg, og, kh, kw, (sh, sw), (pt, pl), (dh, dw), (eh, ew) = case
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((n, h, wd, groups * cg)).astype(np.float32)
+    w = rng.standard_normal((kh, kw, cg, groups * og)).astype(np.float32)
+    oh = (h + pt - (kh - 1) * dh - 1) // sh + 1 + eh
+    ow = (wd + pl - (kw - 1) * dw - 1) // sw + 1 + ew
+    args = (sh, sw, pt, pl, dh, dw, groups)
+    outs = []
+    for nt in (1 << 62, 1):
+        monkeypatch.setattr(k, "_NT", nt)
+        y = np.full((n, oh, ow, groups * og), np.nan, np.float32)
+        k.forward(x, w, y, *args)
+        outs.append(y)
+    np.testing.assert_array_equal(outs[1], outs[0])
+    assert not np.isnan(outs[1]).any()

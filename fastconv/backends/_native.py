@@ -80,8 +80,9 @@ class NativeBackend:
             gb = xp.empty(g.o, x.dtype)
             self.k.conv_direct.backward_weight(gy, x, gw, *g.stride_args(), g.groups, gb=gb)
         elif algorithm == "depthwise":
-            if hasattr(self.k.depthwise, "backward"):   # CPU: both in one pass over gy
-                self.k.depthwise.backward(gy, x, w, gx, gw, *g.stride_args())
+            if hasattr(self.k.depthwise, "backward"):   # CPU: all three in one pass over gy
+                gb = xp.empty(g.o, x.dtype)
+                self.k.depthwise.backward(gy, x, w, gx, gw, *g.stride_args(), gb=gb)
             else:
                 if need_input_grad:
                     self.k.depthwise.backward_input(gy, w, gx, *g.stride_args())

@@ -36,6 +36,10 @@ from fastconv.kernels.cython.threads import get_max_threads
 cdef enum:
     WIDE = 16
 
+# outputs of this many bytes or more (more than stays in cache) are computed row by row in a
+# per-thread buffer, then streamed to memory by non-temporal stores: no read of y's lines
+_NT = 1 << 22
+
 cdef extern from *:
     """
     /* target_clones needs GNU ifuncs; Clang and GCC < 12 build the baseline only */
@@ -45,6 +49,7 @@ cdef extern from *:
     #else
     #define CD_CLONES
     #endif
+    #include "fc_stream.h"
     /* out[k] += sum over t < m of a[t*as] * b[t*bs + k], for k < n; four terms per pass */
     #define CD_BCAST(T)                                                                     \\
     CD_CLONES static void cd_bcast_##T(Py_ssize_t n, Py_ssize_t m, const T* a, Py_ssize_t as, \\
@@ -315,6 +320,7 @@ cdef extern from *:
                         const double* a, Py_ssize_t a_p, Py_ssize_t a_r, Py_ssize_t a_t,
                         const double* b, Py_ssize_t b_c, Py_ssize_t b_r, Py_ssize_t b_t,
                         double* out, Py_ssize_t o_p) noexcept nogil
+    void fc_stream(char* dst, const char* src, Py_ssize_t n) noexcept nogil
     void cd_gemm_float(Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R, Py_ssize_t Q, const float* a,
                        Py_ssize_t a_r, Py_ssize_t a_q, const Py_ssize_t* off, const float* b,
                        Py_ssize_t b_r, Py_ssize_t b_q, float* out, Py_ssize_t o_t) noexcept nogil
@@ -438,9 +444,10 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups):
     expanded = y.shape[3] // groups < WIDE
     xe, tags = _row_cache(threads, w.shape[0], dil_h, x.shape[1], x.shape[2], w.shape[2],
                           y.shape[3], expanded, y.dtype)
+    stage = np.empty((threads, y.shape[2] * y.shape[3]) if y.nbytes >= _NT else (0, 0), y.dtype)
     _forward(x, w, y, _taps(y.shape[1], w.shape[0], sh, pt, dil_h, x.shape[1], False),
              _taps(y.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False), sw, dil_w, groups,
-             xe, tags, expanded)
+             xe, tags, expanded, stage)
 
 
 def _row_cache(threads, kh, dil_h, height, width, cg, o, expanded, dtype):
@@ -514,7 +521,10 @@ def _band(oh, ow, o, itemsize):
 # ------------------------------------------------------------------------------------ kernels
 def _forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
              floating[:, :, :, ::1] y, rows, cols, Py_ssize_t sw, Py_ssize_t dil_w,
-             Py_ssize_t groups, floating[:, :, ::1] xe, Py_ssize_t[:, ::1] tags, bint expanded):
+             Py_ssize_t groups, floating[:, :, ::1] xe, Py_ssize_t[:, ::1] tags, bint expanded,
+             floating[:, ::1] stage):
+    """Task ``(n, r)`` computes the output row ``y[n, r]``, in its thread's row of ``stage``
+    when that has any (then streams it to y), else in place."""
     cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
     cdef const Py_ssize_t[::1] rn = rows[1]
     cdef const Py_ssize_t[:, :, ::1] ct = cols[0]
@@ -522,11 +532,9 @@ def _forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3], KW = w.shape[1]
     cdef Py_ssize_t Cg = w.shape[2], O = w.shape[3], OH = y.shape[1], OW = y.shape[2]
     cdef Py_ssize_t Og = O // groups
-    cdef Py_ssize_t t, n, r, q, a, b, i, ih, ci, g, m, j, mi, ar, q0, q1
+    cdef Py_ssize_t t, n, r, q, a, i, m, mi, q0, q1
     cdef floating* yr
     cdef floating* e
-    cdef const floating* xr
-    cdef const floating* wr
     # the output columns whose column taps are all real: [q0, q1)
     q0 = q1 = 0
     for q in range(OW):
@@ -538,12 +546,11 @@ def _forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
         for t in prange(y.shape[0] * OH, schedule="static", num_threads=xe.shape[0]):
             n = t // OH
             r = t - n * OH
-            yr = &y[n, r, 0, 0]
+            yr = &stage[threadid(), 0] if stage.shape[0] else &y[n, r, 0, 0]
             mi = rn[r]
             if mi == 0:
                 memset(yr, 0, OW * O * sizeof(floating))
-                continue
-            if expanded:
+            elif expanded:
                 # the rows expanded over all O, xe[a, ci, iw, o] = x[ih_a, iw, (o // Og)*Cg + ci],
                 # then register tiles of pixels x channels, row tap by row tap
                 for a in range(mi):
@@ -564,32 +571,46 @@ def _forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                             _vtile(O, 1, Cg, m, e + ct[q, 0, 0] * O, 0, W * O,
                                    _step(ct, q, m, 0) * O, &w[i, ct[q, 0, 1], 0, 0], O,
                                    _step(ct, q, m, 1) * Cg * O, yr + q * O, 0, True)
-                continue
-            # broadcast: columns [q0, q1) in register tiles over every row tap at once (y
-            # written once), the others tap by tap
-            ar = _step(rt, r, mi, 0) * W * C
-            xr = &x[n, rt[r, 0, 0], 0, 0]
-            wr = &w[rt[r, 0, 1], 0, 0, 0]
-            if q0 < q1 and groups == 1 and dil_w == 1:
-                # the taps (j, c) of a row are consecutive in both x and w
-                _tile(O, q1 - q0, mi, KW * C, xr + ct[q0, 0, 0] * C, sw * C, ar, 1, wr,
-                      KW * C * O, O, yr + q0 * O, O, False)
-            elif q0 < q1:
-                for j in range(KW):
-                    for g in range(groups):
-                        _tile(Og, q1 - q0, mi, Cg, xr + ct[q0, j, 0] * C + g * Cg, sw * C, ar, 1,
-                              wr + j * Cg * O + g * Og, KW * Cg * O, O, yr + q0 * O + g * Og, O,
-                              j > 0)
-            for q in range(OW):
-                if q0 <= q < q1:
-                    continue
-                memset(yr + q * O, 0, O * sizeof(floating))
-                for a in range(mi):
-                    for b in range(cn[q]):
-                        for g in range(groups):
-                            _bcast(Og, Cg, &x[n, rt[r, a, 0], ct[q, b, 0], g * Cg], 1,
-                                   &w[rt[r, a, 1], ct[q, b, 1], 0, g * Og], O,
-                                   yr + q * O + g * Og)
+            else:
+                # broadcast: columns [q0, q1) in register tiles over every row tap at once (y
+                # written once), the others tap by tap
+                _broadcast_row(x, w, yr, n, r, rt, ct, cn, mi, q0, q1, sw, dil_w, groups)
+            if stage.shape[0]:
+                fc_stream(<char*>&y[n, r, 0, 0], <const char*>yr, OW * O * sizeof(floating))
+
+
+cdef void _broadcast_row(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                         floating* yr, Py_ssize_t n, Py_ssize_t r,
+                         const Py_ssize_t[:, :, ::1] rt, const Py_ssize_t[:, :, ::1] ct,
+                         const Py_ssize_t[::1] cn, Py_ssize_t mi, Py_ssize_t q0, Py_ssize_t q1,
+                         Py_ssize_t sw, Py_ssize_t dil_w, Py_ssize_t groups) noexcept nogil:
+    """The output row ``yr`` of task ``(n, r)`` (``mi`` > 0 row taps), not expanded."""
+    cdef Py_ssize_t W = x.shape[2], C = x.shape[3], KW = w.shape[1], Cg = w.shape[2]
+    cdef Py_ssize_t O = w.shape[3], OW = cn.shape[0], Og = O // groups
+    cdef Py_ssize_t q, a, b, j, g
+    cdef Py_ssize_t ar = _step(rt, r, mi, 0) * W * C
+    cdef const floating* xr = &x[n, rt[r, 0, 0], 0, 0]
+    cdef const floating* wr = &w[rt[r, 0, 1], 0, 0, 0]
+    if q0 < q1 and groups == 1 and dil_w == 1:
+        # the taps (j, c) of a row are consecutive in both x and w
+        _tile(O, q1 - q0, mi, KW * C, xr + ct[q0, 0, 0] * C, sw * C, ar, 1, wr,
+              KW * C * O, O, yr + q0 * O, O, False)
+    elif q0 < q1:
+        for j in range(KW):
+            for g in range(groups):
+                _tile(Og, q1 - q0, mi, Cg, xr + ct[q0, j, 0] * C + g * Cg, sw * C, ar, 1,
+                      wr + j * Cg * O + g * Og, KW * Cg * O, O, yr + q0 * O + g * Og, O,
+                      j > 0)
+    for q in range(OW):
+        if q0 <= q < q1:
+            continue
+        memset(yr + q * O, 0, O * sizeof(floating))
+        for a in range(mi):
+            for b in range(cn[q]):
+                for g in range(groups):
+                    _bcast(Og, Cg, &x[n, rt[r, a, 0], ct[q, b, 0], g * Cg], 1,
+                           &w[rt[r, a, 1], ct[q, b, 1], 0, g * Og], O,
+                           yr + q * O + g * Og)
 
 
 def _backward_input_tdot(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,

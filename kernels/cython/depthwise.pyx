@@ -53,19 +53,7 @@ cdef extern from *:
     #define FC_LOC 2  /* prefetch into L2 */
     #define FC_PFM(T) (64 / sizeof(T) - 1)
     #define FC_MIN(a, b) ((a) < (b) ? (a) : (b))
-    #include <emmintrin.h>
-    #include <string.h>
-    /* dst[:n] = src[:n] (bytes), the 64-byte lines wholly inside dst by non-temporal stores */
-    static void fc_stream(char* dst, const char* src, Py_ssize_t n) {
-        Py_ssize_t h = FC_MIN(n, (Py_ssize_t)((64 - (size_t)dst % 64) % 64)), i = h;
-        memcpy(dst, src, h);
-        for (; i + 64 <= n; i += 64)
-            for (int k = 0; k < 64; k += 16)
-                _mm_stream_si128((__m128i*)(dst + i + k),
-                                 _mm_loadu_si128((const __m128i*)(src + i + k)));
-        memcpy(dst + i, src + i, n - i);
-        _mm_sfence();
-    }
+    #include "fc_stream.h"
 
     /* A run (kernels/_taps.py): pixels q = q0 + i*qs (i < nq) of the output row out, pixel i
        reading the cells cell0 + i*cs + t*ts of the source rows, t < ntaps, taps tap0 + t*js. */
@@ -232,11 +220,12 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, b=None):
                   m, False, b)
 
 
-def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w):
+def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w, gb=None):
     """Gradients of :func:`forward`: ``gx`` (N, H, W, C) with respect to x (None: not computed)
-    and ``gw`` ``(KH, KW, 1, C*M)`` with respect to w, both overwritten. ``M == 1``: one pass,
-    task ``(n, r)`` computes the row ``gx[n, r]`` and the weight gradient of the row ``gy[n, r]``
-    (whose rows are still in cache)."""
+    and ``gw`` ``(KH, KW, 1, C*M)`` with respect to w, both overwritten, and the bias's, gy
+    summed over its pixels, into ``gb`` ``(C*M,)`` unless None. ``M == 1``: one pass, task
+    ``(n, r)`` computes the row ``gx[n, r]``, then the weight and bias gradients of the row
+    ``gy[n, r]`` (whose rows are still in cache)."""
     op = "depthwise.backward"
     outs = {"gw": (gw, 4)} if gx is None else {"gx": (gx, 4), "gw": (gw, 4)}
     _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4), "w": (w, 4)}, outs)
@@ -248,6 +237,8 @@ def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w):
     # a static split of the rows, one private weight gradient per thread, summed at the end:
     # the same sums in the same order on every call (a dynamic schedule made runs differ)
     parts = np.zeros((max(1, get_max_threads()),) + gw.shape, gw.dtype)
+    bias = _checks.bias_grad(op, gb, gy)
+    bparts = np.zeros((parts.shape[0], gy.shape[3] if bias else 0), gw.dtype)
     rows = _taps(gy.shape[1], gw.shape[0], sh, pt, dil_h, x.shape[1], False)
     # gx's tables (with gx None, gy's stand in, unread)
     rows_x = rows if gx is None else _taps(x.shape[1], w.shape[0], sh, pt, dil_h, gy.shape[1],
@@ -256,7 +247,8 @@ def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w):
         if x.size:
             runs = _runs(gy.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False)
             _backward_1(gy, x, w, gx, parts, rows, runs, rows_x, runs if gx is None else
-                        _runs(x.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True))
+                        _runs(x.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True),
+                        bparts, bias)
     else:
         if gx is not None and gx.size:
             _gather_m(gy, w, gx, rows_x,
@@ -265,7 +257,11 @@ def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w):
         if gy.size:
             _backward_weight_m(gy, x, parts, rows,
                                _taps(gy.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False), m)
+        if bias:
+            bparts[0] = gy.sum(axis=(0, 1, 2))
     np.sum(parts, axis=0, out=gw)
+    if bias:
+        np.sum(bparts, axis=0, out=gb)
 
 
 # ------------------------------------------------------------------------------------ kernels
@@ -353,9 +349,11 @@ def _gather_1(const floating[:, :, :, ::1] src, const floating[:, :, :, ::1] w,
 
 def _backward_1(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
                 const floating[:, :, :, ::1] w, gx, floating[:, :, :, :, ::1] parts, rows,
-                const Py_ssize_t[:, ::1] runs, rows_x, const Py_ssize_t[:, ::1] runs_x):
+                const Py_ssize_t[:, ::1] runs, rows_x, const Py_ssize_t[:, ::1] runs_x,
+                floating[:, ::1] bparts, bint bias):
     """M == 1: row ``r`` of image ``n`` is one task: ``gx[n, r]`` (when r < H and gx is not
-    None), then ``parts[thread]`` += the weight gradient of ``gy[n, r]`` (when r < OH)."""
+    None), then ``parts[thread]`` += the weight gradient of ``gy[n, r]`` (when r < OH), and
+    ``bparts[thread]`` += its pixels when ``bias``."""
     cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
     cdef const Py_ssize_t[::1] rn = rows[1]
     cdef const Py_ssize_t[:, :, ::1] rtx = rows_x[0]
@@ -385,6 +383,18 @@ def _backward_1(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
                 _dw(n * OH + r, rt, rn, x, NULL, &parts[threadid(), 0, 0, 0, 0],
                     parts.shape[2] * x.shape[3], runs, NULL, NULL, &gy[0, 0, 0, 0], N * OH,
                     gy.shape[2], NULL)
+                if bias:
+                    _add_pixels(&bparts[threadid(), 0], &gy[n, r, 0, 0], gy.shape[2],
+                                gy.shape[3])
+
+
+cdef void _add_pixels(floating* acc, const floating* src, Py_ssize_t pixels,
+                      Py_ssize_t C) noexcept nogil:
+    """``acc[:C]`` += the sum of the ``pixels`` rows ``src[p*C:(p+1)*C]``."""
+    cdef Py_ssize_t p, c
+    for p in range(pixels):
+        for c in range(C):
+            acc[c] += src[p * C + c]
 
 
 cdef inline void _madd(Py_ssize_t C, Py_ssize_t M, const floating* a, const floating* b,

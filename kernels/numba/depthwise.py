@@ -47,10 +47,11 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, b=None):
         _forward_m(x, w, y, bias, m, *geo)
 
 
-def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w):
+def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w, gb=None):
     """Gradients of :func:`forward`: ``gx`` with respect to x (None: not computed) and ``gw``
-    with respect to w, both overwritten. ``M == 1``: one pass, task ``(n, r)`` computes the row
-    ``gx[n, r]`` and the weight gradient of the row ``gy[n, r]``."""
+    with respect to w, both overwritten, and the bias's, gy summed over its pixels, into ``gb``
+    unless None. ``M == 1``: one pass, task ``(n, r)`` computes the row ``gx[n, r]``, then the
+    weight and bias gradients of the row ``gy[n, r]``."""
     op = "depthwise.backward"
     outs = {"gw": (gw, 4)} if gx is None else {"gx": (gx, 4), "gw": (gw, 4)}
     _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4), "w": (w, 4)}, outs)
@@ -58,11 +59,13 @@ def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w):
     _checks.shape(op, "gw", gw, w.shape)
     if gx is not None:
         _checks.shape(op, "gx", gx, x.shape)
+    bias = _checks.bias_grad(op, gb, gy)
     if m == 1:
         # a static split of the rows, one private accumulator per thread, summed at the end in a
         # fixed order: the same bits on every call
         sh, sw, pt, pl, dil_h, dil_w = geo
         parts = np.zeros((numba.get_num_threads(),) + gw.shape, gw.dtype)
+        bparts = np.zeros((parts.shape[0], gy.shape[3] if bias else 0), gw.dtype)
         if x.size:
             rows = _taps(gy.shape[1], gw.shape[0], sh, pt, dil_h, x.shape[1], False)
             runs = _runs(gy.shape[2], gw.shape[1], sw, pl, dil_w, x.shape[2], False)
@@ -71,9 +74,13 @@ def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w):
             else:
                 rows_x = _taps(x.shape[1], w.shape[0], sh, pt, dil_h, gy.shape[1], True)
                 runs_x = _runs(x.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True)
-            _backward_1(gy, x, w, gx, parts, *rows, runs, *rows_x, runs_x)
+            _backward_1(gy, x, w, gx, parts, *rows, runs, *rows_x, runs_x, bparts, bias)
         np.sum(parts, axis=0, out=gw)
+        if bias:
+            np.sum(bparts, axis=0, out=gb)
         return
+    if bias:
+        gb[...] = gy.sum(axis=(0, 1, 2))
     if gx is not None:
         _backward_input_m(gy, w, gx, m, *geo)
     # input channels per task: at least _CB_MIN output channels (a long inner loop), and about
@@ -147,9 +154,10 @@ def _gather_row(src, w, out, n, r, rt, rn, runs, b):
 
 
 @numba.njit(**_JIT)
-def _backward_1(gy, x, w, gx, parts, rt, rn, runs, rtx, rnx, runs_x):
+def _backward_1(gy, x, w, gx, parts, rt, rn, runs, rtx, rnx, runs_x, bparts, bias):
     """Row ``r`` of image ``n`` is one task: ``gx[n, r]`` (when r < H and gx is not empty), then
-    ``parts[thread]`` += the weight gradient of ``gy[n, r]`` (when r < OH) (M == 1)."""
+    ``parts[thread]`` += the weight gradient of ``gy[n, r]`` (when r < OH) (M == 1), and
+    ``bparts[thread]`` += its pixels when ``bias``."""
     n_img, h = x.shape[0], x.shape[1]
     oh_n = gy.shape[1]
     rows = max(h, oh_n)
@@ -164,6 +172,11 @@ def _backward_1(gy, x, w, gx, parts, rt, rn, runs, rtx, rnx, runs_x):
                 _gather_row(gy, w, gx, n, r, rtx, rnx, runs_x, zero)
             if r < oh_n:
                 _weight_row(gy, x, parts[p], n, r, rt, rn, runs)
+                if bias:
+                    bp, d2 = bparts[p], gy[n, r]
+                    for q in range(d2.shape[0]):
+                        for c in range(d2.shape[1]):
+                            bp[c] += d2[q, c]
 
 
 @numba.njit(**_ROW)
