@@ -100,20 +100,26 @@ def test_winograd_matches_reference(backend, case, dtype, threads):
 
 @pytest.mark.parametrize("backend", FAST_CPU)
 def test_winograd_small_blocks_cross_images_and_repeat_bit_for_bit(monkeypatch, backend):
-    """Blocks of 3 tiles (crossing images, a partial last block) on 2 workers; same bits twice."""
+    """Blocks of 3 tiles (crossing images, a partial last block) on 2 workers, the BLAS path
+    and the fused kernel (blocks of 6 tiles); same bits twice."""
     monkeypatch.setattr(NativeBackend, "_winograd_bytes", 1)
     monkeypatch.setattr(NativeBackend, "_winograd_min_tiles", 3)
+    monkeypatch.setattr(NativeBackend, "_winograd_fused_tiles", 6)
     old = fastconv.get_num_threads()
     fastconv.set_num_threads(2)
     try:
         case = (5, 9, 6, 3, 4, "same")
-        y, g = _run(backend, case, np.float64)
-        y2, g2 = _run(backend, case, np.float64)
-        _run(backend, (3, 6, 6, 2, 3, "valid"), np.float32, "channels_first")
+        runs = []
+        for fused in (1 << 30, 0, 0, 1 << 30):
+            monkeypatch.setattr(NativeBackend, "_winograd_fused_bytes", fused)
+            runs.append(_run(backend, case, np.float64))
+            _run(backend, (3, 6, 6, 2, 3, "valid"), np.float32, "channels_first")
+            _run(backend, (2, 8, 7, 70, 66, ((2, 1), (0, 2))), np.float32)
     finally:
         fastconv.set_num_threads(old)
-    for a, b in ((y, y2), (g.dx, g2.dx), (g.dw, g2.dw)):
-        np.testing.assert_array_equal(a, b)
+    for (y, g), (y2, g2) in ((runs[0], runs[3]), (runs[1], runs[2])):
+        for a, b in ((y, y2), (g.dx, g2.dx), (g.dw, g2.dw)):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -169,3 +175,62 @@ def test_winograd_kernels_check_their_arguments(backend):
     for fn, args, match in bad:
         with pytest.raises(ValueError, match=match):
             fn(*args)
+
+
+@pytest.mark.parametrize("backend", FAST_CPU)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_winograd_forward_kernel_matches_reference(backend, dtype):
+    """The fused kernel on random shapes, tile ranges and blocks (rows and columns past its
+    register tiles, short last blocks, 0 channels) writes exactly its tiles' cells."""
+    k = backends.get(backend).k.winograd
+    rng = np.random.default_rng(7)
+    for trial in range(8):
+        m = (2, 3, 4)[trial % 3]
+        n, h, w = rng.integers(1, 4), rng.integers(1, 12), rng.integers(1, 12)
+        c, o = (0, 5) if trial == 7 else (rng.integers(1, 80), rng.integers(1, 40))
+        pt, pl = rng.integers(-1, 3, 2)
+        oh, ow = rng.integers(1, 12, 2)
+        th, tw = -(-oh // m), -(-ow // m)
+        x, wt = random_array(rng, (n, h, w, c), dtype), random_array(rng, (3, 3, c, o), dtype)
+        # the reference: xp[r, q] = x[r - pt, q - pl] (zeros outside x), then the correlation
+        xp = np.pad(x.astype(np.float64), ((0, 0), (20, 20), (20, 20), (0, 0)))
+        xp = xp[:, 20 - pt:20 - pt + oh + 2, 20 - pl:20 - pl + ow + 2]
+        ref = sum(np.einsum("nhwc,co->nhwo", xp[:, i:i + oh, j:j + ow], wt[i, j])
+                  for i in range(3) for j in range(3))
+        _, gm = NativeBackend._winograd_tile(*{2: (1, 1), 3: (3, 3), 4: (4, 4)}[m], dtype)
+        u = np.einsum("ai,ijco,bj->abco", gm, wt, gm).reshape((m + 2) ** 2, c, o).astype(dtype)
+        t0 = int(rng.integers(0, n * th * tw))
+        cnt = int(rng.integers(0, n * th * tw - t0 + 1))
+        y = np.full((n, oh, ow, o), np.nan, dtype)
+        k.forward(x, u, y, t0, cnt, m, pt, pl, int(rng.integers(1, 14)))
+        mine = np.zeros((n, th, tw), bool)
+        mine.reshape(-1)[t0:t0 + cnt] = True
+        mine = mine.repeat(m, 1).repeat(m, 2)[:, :oh, :ow]
+        assert np.isnan(y[~mine]).all()
+        if mine.any():
+            _close(y[mine], ref[mine], dtype)
+
+
+@pytest.mark.parametrize("backend", FAST_CPU)
+def test_winograd_forward_kernel_checks_its_arguments(backend):
+    k = backends.get(backend).k.winograd
+    x = np.zeros((2, 5, 5, 3), np.float32)
+    u = np.zeros((36, 3, 4), np.float32)
+    y = np.zeros((2, 5, 5, 4), np.float32)
+    k.forward(x, u, y, 4, 4, 4, 1, 1)                   # the last 4 of 2*2*2 tiles: fine
+    bad = [
+        ((x, u, y, 5, 4, 4, 1, 1), "run past"),
+        ((x, u, y, -1, 4, 4, 1, 1), "t0 must be"),
+        ((x, u, y, 0, -1, 4, 1, 1), "T must be"),
+        ((x, u, y, 0, 1, 5, 1, 1), "m must be"),
+        ((x, u, y, 0, 1, 4, 1, 1, 0), "block must be"),
+        ((x, u[:25], y, 0, 1, 4, 1, 1), "u has shape"),
+        ((x, u[:, :2], y, 0, 1, 4, 1, 1), "u has shape|C-contiguous"),
+        ((x, u, y[:1], 0, 1, 4, 1, 1), "y has shape"),
+        ((x, u.astype(np.float64), y, 0, 1, 4, 1, 1), "one dtype"),
+        ((x, u, y[..., :3], 0, 1, 4, 1, 1), "C-contiguous|has shape"),
+        ((x, u, x.reshape(2, 5, 5, 3)[..., :0], 0, 1, 4, 1, 1), "has shape|overlaps"),
+    ]
+    for args, match in bad:
+        with pytest.raises(ValueError, match=match):
+            k.forward(*args)

@@ -9,6 +9,7 @@ stored ``v[a*A + b, t, channel]``: one ``(T, channels)`` matrix per point, for t
   ``x`` are zeros);
 - ``output_transform``: ``y = A^T M A`` into the tile's ``m x m`` output cells inside ``y``;
 - ``output_transform_t``: its transpose, ``dm = A gy A^T`` (the weight gradient's side).
+- ``forward``: all three per small block of tiles, with its own AVX2 register-tiled GEMMs, in cache.
 
 Each is two passes of 1-D transforms (hard-coded: Lavin & Gray's matrices for m = 2 and 4, the
 points 0, 1, -1, 2 and infinity for m = 3) through a per-tile
@@ -17,10 +18,13 @@ contiguous channels and are compiled by GCC for AVX2+FMA (chosen at run time) an
 build's baseline. Tiles at the edges go through a zero-filled (or cropped) copy.
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy, memset
 
+import numpy as np
+
 from fastconv.kernels import _checks
+from fastconv.kernels.cython.threads import get_max_threads
 
 cdef enum:
     CB = 64          # channels per pass through the tile buffers
@@ -134,11 +138,57 @@ cdef extern from *:
     }
     FC_WG(float)
     FC_WG(double)
+    /* For each of np points p: mv[p] (R x K) = v[p] (R x C) @ u[p] (C x K), row-major, R a
+       multiple of 6; v[p], mv[p] rows ldv, ldm apart, planes R*ldv, R*ldm apart. Register tiles
+       of 6 rows x 2 vectors (32 bytes each), the columns past them one at a time. */
+    #define FC_WMM(T)                                                                        \
+    FC_CLONES static void fc_wmm_##T(Py_ssize_t np, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, \
+                                     const T* restrict v, Py_ssize_t pv,                    \
+                                     const T* restrict u, T* restrict mv, Py_ssize_t pm) {  \
+        typedef T V __attribute__((vector_size(32)));                                       \
+        enum { L = 32 / sizeof(T) };                                                        \
+        Py_ssize_t p, r, j, c, i;                                                           \
+        for (p = 0; p < np; p++) {                                                          \
+            const T* vp = v + p * pv; const T* up = u + p * C * K; T* mp = mv + p * pm;     \
+            for (r = 0; r < R; r += 6) {                                                    \
+                const T* vr = vp + r * C; T* mr = mp + r * K;                               \
+                for (j = 0; j + 2 * L <= K; j += 2 * L) {                                   \
+                    V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0};           \
+                    V b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0}, b4 = {0}, b5 = {0};           \
+                    for (c = 0; c < C; c++) {                                               \
+                        V u0, u1;                                                           \
+                        memcpy(&u0, up + c * K + j, sizeof(V));                             \
+                        memcpy(&u1, up + c * K + j + L, sizeof(V));                         \
+                        T s0 = vr[c], s1 = vr[C + c], s2 = vr[2 * C + c];                   \
+                        T s3 = vr[3 * C + c], s4 = vr[4 * C + c], s5 = vr[5 * C + c];       \
+                        a0 += s0 * u0; b0 += s0 * u1; a1 += s1 * u0; b1 += s1 * u1;         \
+                        a2 += s2 * u0; b2 += s2 * u1; a3 += s3 * u0; b3 += s3 * u1;         \
+                        a4 += s4 * u0; b4 += s4 * u1; a5 += s5 * u0; b5 += s5 * u1;         \
+                    }                                                                       \
+                    V out[12] = {a0, b0, a1, b1, a2, b2, a3, b3, a4, b4, a5, b5};           \
+                    for (i = 0; i < 6; i++)                                                 \
+                        memcpy(mr + i * K + j, &out[2 * i], 2 * sizeof(V));                 \
+                }                                                                           \
+                for (; j < K; j++)                                                          \
+                    for (i = 0; i < 6; i++) {                                               \
+                        T acc = 0;                                                          \
+                        for (c = 0; c < C; c++) acc += vr[i * C + c] * up[c * K + j];       \
+                        mr[i * K + j] = acc;                                                \
+                    }                                                                       \
+            }                                                                               \
+        }                                                                                   \
+    }
+    FC_WMM(float)
+    FC_WMM(double)
     """
     void fc_wg_float(int kind, Py_ssize_t n, const float* d, Py_ssize_t ds, float* o,
                      Py_ssize_t os) noexcept nogil
     void fc_wg_double(int kind, Py_ssize_t n, const double* d, Py_ssize_t ds, double* o,
                       Py_ssize_t os) noexcept nogil
+    void fc_wmm_float(Py_ssize_t npt, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, const float* v,
+                      Py_ssize_t pv, const float* u, float* mv, Py_ssize_t pm) noexcept nogil
+    void fc_wmm_double(Py_ssize_t npt, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, const double* v,
+                       Py_ssize_t pv, const double* u, double* mv, Py_ssize_t pm) noexcept nogil
 
 
 def input_transform(x, v, t0, m, th, tw, pt, pl):
@@ -177,6 +227,27 @@ def output_transform(mv, y, t0, m):
     th, tw = _checks.winograd_grid(op, y, m)
     t0, m, th, tw, _, _ = _checks.winograd_tiles(op, y, mv, t0, m, th, tw, 0, 0)
     _scatter(mv, y, t0, m, th, tw)
+
+
+def forward(x, u, y, t0, T, m, pt, pl, block=6):
+    """Tiles ``[t0, t0 + T)`` of y (their cells inside y: overwritten) = the Winograd
+    correlation of x with the transformed weights u: per block of ``block`` tiles (rounded up to
+    6), :func:`input_transform`, one GEMM per point, :func:`output_transform`, all in cache.
+
+    x ``(N, H, W, C)``, tile patches from row ``ti*m - pt``, column ``tj*m - pl``; u
+    ``((m+2)^2, C, K)``; y ``(N, OH, OW, K)``, the grid ``ceil(OH/m) x ceil(OW/m)``.
+    """
+    op = "winograd.forward"
+    _checks.arrays(op, {"x": (x, 4), "u": (u, 3)}, {"y": (y, 4)})
+    t0, T, m, th, tw, pt, pl, block = _checks.winograd_forward(op, x, u, y, t0, T, m, pt, pl,
+                                                               block)
+    if T == 0 or y.shape[3] == 0:
+        return
+    threads, r = max(1, get_max_threads()), (block + 5) // 6 * 6
+    # zeros: the rows past a short last block stay finite (their products are dropped)
+    vs = np.zeros((threads, (m + 2) ** 2 * r * x.shape[3] + 1), x.dtype)
+    ms = np.empty((threads, (m + 2) ** 2 * r * y.shape[3]), x.dtype)
+    _forward(x, u, y, t0, T, m, th, tw, pt, pl, vs, ms)
 
 
 # ------------------------------------------------------------------------------------ kernels
@@ -282,3 +353,36 @@ def _scatter(const floating[:, :, ::1] mv, floating[:, :, :, ::1] dst, Py_ssize_
             n = q // (th * tw)
             _scatter_tile(&mv[0, t, 0], T * K, m, m + 2, &dst[n, 0, 0, 0], H, W, K,
                           (q // tw) % th * m, q % tw * m)
+
+
+def _forward(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u,
+             floating[:, :, :, ::1] y, Py_ssize_t t0, Py_ssize_t T, Py_ssize_t m, Py_ssize_t th,
+             Py_ssize_t tw, Py_ssize_t pt, Py_ssize_t pl, floating[:, ::1] vs,
+             floating[:, ::1] ms):
+    cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3], K = y.shape[3]
+    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2], A = m + 2
+    cdef Py_ssize_t R = ms.shape[1] // (A * A * K), nb = (T + R - 1) // R
+    cdef Py_ssize_t b, i, q, cnt
+    cdef floating* v
+    cdef floating* mv
+    # no input cells or channels: the gathers read nothing, the GEMMs no u
+    cdef const floating* xb = &x[0, 0, 0, 0] if x.size else NULL
+    cdef const floating* ub = &u[0, 0, 0] if u.size else NULL
+    with nogil:
+        # each block owns its tiles' cells of y; each thread its workspaces vs, ms
+        for b in prange(nb, schedule="static", num_threads=vs.shape[0]):
+            v = &vs[threadid(), 0]
+            mv = &ms[threadid(), 0]
+            cnt = min(R, T - b * R)
+            for i in range(cnt):
+                q = t0 + b * R + i
+                _gather_tile(xb + q // (th * tw) * H * W * C, H, W, C, m - 2, A, A,
+                             (q // tw) % th * m - pt, q % tw * m - pl, v + i * C, R * C)
+            if floating is float:
+                fc_wmm_float(A * A, (cnt + 5) // 6 * 6, C, K, v, R * C, ub, mv, R * K)
+            else:
+                fc_wmm_double(A * A, (cnt + 5) // 6 * 6, C, K, v, R * C, ub, mv, R * K)
+            for i in range(cnt):
+                q = t0 + b * R + i
+                _scatter_tile(mv + i * K, R * K, m, A, &y[q // (th * tw), 0, 0, 0], OH, OW, K,
+                              (q // tw) % th * m, q % tw * m)

@@ -9,6 +9,7 @@ stored ``v[a*A + b, t, channel]``: one ``(T, channels)`` matrix per point, for t
   ``x`` are zeros);
 - ``output_transform``: ``y = A^T M A`` into the tile's ``m x m`` output cells inside ``y``;
 - ``output_transform_t``: its transpose, ``dm = A gy A^T`` (the weight gradient's side).
+- ``forward``: all three per small block of tiles, with BLAS GEMMs (``np.dot``), in cache.
 
 Each is two passes of 1-D transforms (hard-coded: Lavin & Gray's matrices for m = 2 and 4, the
 points 0, 1, -1, 2 and infinity for m = 3) through per-thread
@@ -66,6 +67,22 @@ def output_transform(mv, y, t0, m):
     t0, m, th, tw, _, _ = _checks.winograd_tiles(op, y, mv, t0, m, th, tw, 0, 0)
     if mv.size:
         _scatter(mv, y, numba.get_num_threads(), t0, m, th, tw)
+
+
+def forward(x, u, y, t0, T, m, pt, pl, block=6):
+    """Tiles ``[t0, t0 + T)`` of y (their cells inside y: overwritten) = the Winograd
+    correlation of x with the transformed weights u: per block of ``block`` tiles,
+    :func:`input_transform`, one GEMM per point, :func:`output_transform`, all in cache.
+
+    x ``(N, H, W, C)``, tile patches from row ``ti*m - pt``, column ``tj*m - pl``; u
+    ``((m+2)^2, C, K)``; y ``(N, OH, OW, K)``, the grid ``ceil(OH/m) x ceil(OW/m)``.
+    """
+    op = "winograd.forward"
+    _checks.arrays(op, {"x": (x, 4), "u": (u, 3)}, {"y": (y, 4)})
+    t0, T, m, th, tw, pt, pl, block = _checks.winograd_forward(op, x, u, y, t0, T, m, pt, pl,
+                                                               block)
+    if T and y.shape[3]:
+        _forward(x, u, y, numba.get_num_threads(), t0, T, m, th, tw, pt, pl, block)
 
 
 # ------------------------------------------------------------------------------------ kernels
@@ -180,6 +197,71 @@ def _consts(a):
     return c
 
 
+@numba.njit(inline="always")
+def _gather_tile(s, n, h, wd, c, kind, p, na, r0, q0, vf, vo, plane, buf, tmp, c4):
+    """One tile: the ``p x p`` patch of image n of src (flat ``s``) at ``(r0, q0)`` -> its
+    ``A x A`` points at ``vf[vo:]``, ``plane`` apart."""
+    inside = r0 >= 0 and q0 >= 0 and r0 + p <= h and q0 + p <= wd
+    j0 = max(0, -q0)
+    j1 = max(j0, min(p, wd - q0))
+    for c0 in range(0, c, _CB):
+        cb = min(_CB, c - c0)   # buf and tmp: cells cb apart (one copy per row if cb == c)
+        if not inside:      # buf[i, j] = the patch, zeros outside src
+            for i in range(p):
+                row = buf[i * p * cb:(i + 1) * p * cb]
+                if not 0 <= r0 + i < h:
+                    row[:] = 0
+                    continue
+                row[:j0 * cb] = 0
+                if cb == c:
+                    sr = s[((n * h + r0 + i) * wd + q0 + j0) * c:][:(j1 - j0) * c]
+                    br = row[j0 * cb:j1 * cb]
+                    for k in range((j1 - j0) * c):
+                        br[k] = sr[k]
+                else:
+                    for j in range(j0, j1):
+                        sij = s[((n * h + r0 + i) * wd + q0 + j) * c + c0:][:cb]
+                        bij = row[j * cb:(j + 1) * cb]
+                        for k in range(cb):
+                            bij[k] = sij[k]
+                row[j1 * cb:] = 0
+        # columns j: tmp[a, j] = (M d)[a, j]
+        for j in range(p):
+            if inside:
+                _tf(kind, cb, s, ((n * h + r0) * wd + q0 + j) * c + c0, wd * c,
+                    tmp, j * cb, p * cb, c4)
+            else:
+                _tf(kind, cb, buf, j * cb, p * cb, tmp, j * cb, p * cb, c4)
+        # rows a: v[a*A + b] = (tmp M^T)[a, b]
+        for a in range(na):
+            _tf(kind, cb, tmp, a * p * cb, cb, vf, vo + a * na * plane + c0, plane, c4)
+
+
+@numba.njit(inline="always")
+def _scatter_tile(mf, mo, plane, m, na, d, n, h, wd, k_n, r0, q0, buf, tmp, c4):
+    """One tile: its ``A x A`` points at ``mf[mo:]``, ``plane`` apart -> the ``m x m`` cells of
+    image n of dst (flat ``d``) at ``(r0, q0)`` that lie inside it."""
+    kind = m + 1
+    pn, qn = min(m, h - r0), min(m, wd - q0)
+    for k0 in range(0, k_n, _CB):
+        kb = min(_CB, k_n - k0)
+        # columns b: tmp[p, b] = (A^T M)[p, b]
+        for b in range(na):
+            _tf(kind, kb, mf, mo + b * plane + k0, na * plane, tmp, b * _CB, na * _CB, c4)
+        # rows p: dst[r0 + p, q0 + j] = (tmp A)[p, j]
+        for p in range(pn):
+            row = ((n * h + r0 + p) * wd + q0) * k_n + k0
+            if qn == m:
+                _tf(kind, kb, tmp, p * na * _CB, _CB, d, row, k_n, c4)
+            else:
+                _tf(kind, kb, tmp, p * na * _CB, _CB, buf, 0, _CB, c4)
+                for j in range(qn):
+                    dj = d[row + j * k_n:row + j * k_n + kb]
+                    bj = buf[j * _CB:j * _CB + kb]
+                    for k in range(kb):
+                        dj[k] = bj[k]
+
+
 @numba.njit(**_JIT)
 def _gather(src, v, threads, t0, m, th, tw, pt, pl, p, kind):
     """Each tile's ``p x p`` patch of src -> its ``A x A`` points in v (``A = m + 2``)."""
@@ -195,43 +277,8 @@ def _gather(src, v, threads, t0, m, th, tw, pt, pl, p, kind):
         tmp = np.empty(na * p * _CB, v.dtype)
         for t in range(t_n * chunk // chunks, t_n * (chunk + 1) // chunks):
             q = t0 + t
-            n = q // (th * tw)
-            r0 = (q // tw) % th * m - pt
-            q0 = q % tw * m - pl
-            inside = r0 >= 0 and q0 >= 0 and r0 + p <= h and q0 + p <= wd
-            j0 = max(0, -q0)
-            j1 = max(j0, min(p, wd - q0))
-            for c0 in range(0, c, _CB):
-                cb = min(_CB, c - c0)   # buf and tmp: cells cb apart (one copy per row if cb == c)
-                if not inside:      # buf[i, j] = the patch, zeros outside src
-                    for i in range(p):
-                        row = buf[i * p * cb:(i + 1) * p * cb]
-                        if not 0 <= r0 + i < h:
-                            row[:] = 0
-                            continue
-                        row[:j0 * cb] = 0
-                        if cb == c:
-                            sr = s[((n * h + r0 + i) * wd + q0 + j0) * c:][:(j1 - j0) * c]
-                            br = row[j0 * cb:j1 * cb]
-                            for k in range((j1 - j0) * c):
-                                br[k] = sr[k]
-                        else:
-                            for j in range(j0, j1):
-                                sij = s[((n * h + r0 + i) * wd + q0 + j) * c + c0:][:cb]
-                                bij = row[j * cb:(j + 1) * cb]
-                                for k in range(cb):
-                                    bij[k] = sij[k]
-                        row[j1 * cb:] = 0
-                # columns j: tmp[a, j] = (M d)[a, j]
-                for j in range(p):
-                    if inside:
-                        _tf(kind, cb, s, ((n * h + r0) * wd + q0 + j) * c + c0, wd * c,
-                            tmp, j * cb, p * cb, c4)
-                    else:
-                        _tf(kind, cb, buf, j * cb, p * cb, tmp, j * cb, p * cb, c4)
-                # rows a: v[a*A + b] = (tmp M^T)[a, b]
-                for a in range(na):
-                    _tf(kind, cb, tmp, a * p * cb, cb, vf, a * na * plane + t * c + c0, plane, c4)
+            _gather_tile(s, q // (th * tw), h, wd, c, kind, p, na, (q // tw) % th * m - pt,
+                         q % tw * m - pl, vf, t * c, plane, buf, tmp, c4)
 
 
 @numba.njit(**_JIT)
@@ -239,7 +286,6 @@ def _scatter(mv, dst, threads, t0, m, th, tw):
     """Each tile's ``A x A`` points in mv -> its ``m x m`` cells of dst that lie inside it."""
     h, wd, k_n = dst.shape[1], dst.shape[2], dst.shape[3]
     na, t_n = m + 2, mv.shape[1]
-    kind = m + 1
     mf, d = mv.reshape(-1), dst.reshape(-1)
     plane = t_n * k_n
     chunks = min(threads, t_n)
@@ -250,25 +296,37 @@ def _scatter(mv, dst, threads, t0, m, th, tw):
         tmp = np.empty(m * na * _CB, mv.dtype)
         for t in range(t_n * chunk // chunks, t_n * (chunk + 1) // chunks):
             q = t0 + t
-            n = q // (th * tw)
-            r0 = (q // tw) % th * m
-            q0 = q % tw * m
-            pn, qn = min(m, h - r0), min(m, wd - q0)
-            for k0 in range(0, k_n, _CB):
-                kb = min(_CB, k_n - k0)
-                # columns b: tmp[p, b] = (A^T M)[p, b]
-                for b in range(na):
-                    _tf(kind, kb, mf, b * plane + t * k_n + k0, na * plane, tmp, b * _CB,
-                        na * _CB, c4)
-                # rows p: dst[r0 + p, q0 + j] = (tmp A)[p, j]
-                for p in range(pn):
-                    row = ((n * h + r0 + p) * wd + q0) * k_n + k0
-                    if qn == m:
-                        _tf(kind, kb, tmp, p * na * _CB, _CB, d, row, k_n, c4)
-                    else:
-                        _tf(kind, kb, tmp, p * na * _CB, _CB, buf, 0, _CB, c4)
-                        for j in range(qn):
-                            dj = d[row + j * k_n:row + j * k_n + kb]
-                            bj = buf[j * _CB:j * _CB + kb]
-                            for k in range(kb):
-                                dj[k] = bj[k]
+            _scatter_tile(mf, t * k_n, plane, m, na, d, q // (th * tw), h, wd, k_n,
+                          (q // tw) % th * m, q % tw * m, buf, tmp, c4)
+
+
+@numba.njit(**_JIT)
+def _forward(x, u, y, threads, t0, t_n, m, th, tw, pt, pl, block):
+    """Per block of ``block`` tiles: gather, one GEMM per point, scatter (all in cache)."""
+    h, wd, c = x.shape[1], x.shape[2], x.shape[3]
+    oh, ow, k_n = y.shape[1], y.shape[2], y.shape[3]
+    na = m + 2
+    s, d = x.reshape(-1), y.reshape(-1)
+    nb = (t_n + block - 1) // block
+    chunks = min(threads, nb)
+    c4 = _consts(y)
+    # a static split of the blocks; each block owns its tiles' cells of y
+    for chunk in prange(chunks):
+        buf = np.empty(na * na * _CB, y.dtype)
+        tmp = np.empty(na * na * _CB, y.dtype)
+        v = np.zeros((na * na, block, c), y.dtype)   # rows past a short last block: finite
+        mv = np.empty((na * na, block, k_n), y.dtype)
+        vf, mf = v.reshape(-1), mv.reshape(-1)
+        for b in range(nb * chunk // chunks, nb * (chunk + 1) // chunks):
+            cnt = min(block, t_n - b * block)
+            for i in range(cnt):
+                q = t0 + b * block + i
+                _gather_tile(s, q // (th * tw), h, wd, c, m - 2, na, na,
+                             (q // tw) % th * m - pt, q % tw * m - pl, vf, i * c, block * c,
+                             buf, tmp, c4)
+            for pt_ in range(na * na):
+                np.dot(v[pt_], u[pt_], mv[pt_])
+            for i in range(cnt):
+                q = t0 + b * block + i
+                _scatter_tile(mf, i * k_n, block * k_n, m, na, d, q // (th * tw), oh, ow, k_n,
+                              (q // tw) % th * m, q % tw * m, buf, tmp, c4)
