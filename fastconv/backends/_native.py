@@ -193,9 +193,9 @@ class NativeBackend:
         th, tw = -(-oh // m), -(-ow // m)
         # U[a*A + b] = (G w G^T)[a, b]: (A*A, C, K)
         u = xp.matmul(gm, (gm @ w.reshape(3, -1)).reshape(a, 3, -1)).reshape(a * a, c, o)
-        if u.nbytes <= self._winograd_fused_bytes:
+        if u.nbytes <= self._winograd_fused_bytes and hasattr(k, "forward"):
             # U fits in L2: transforms and GEMMs per block of tiles in one call, in cache
-            # (kernels/README.md); a larger U: the BLAS GEMMs below, measured faster
+            # (kernels/README.md; Cython's); a larger U: the BLAS GEMMs below, measured faster
             k.forward(x, u, y, 0, n * th * tw, m, pt, pl, self._winograd_fused_tiles)
             return
 

@@ -9,7 +9,6 @@ stored ``v[a*A + b, t, channel]``: one ``(T, channels)`` matrix per point, for t
   ``x`` are zeros);
 - ``output_transform``: ``y = A^T M A`` into the tile's ``m x m`` output cells inside ``y``;
 - ``output_transform_t``: its transpose, ``dm = A gy A^T`` (the weight gradient's side).
-- ``forward``: all three per small block of tiles, with BLAS GEMMs (``np.dot``), in cache.
 
 Each is two passes of 1-D transforms (hard-coded: Lavin & Gray's matrices for m = 2 and 4, the
 points 0, 1, -1, 2 and infinity for m = 3) through per-thread
@@ -67,22 +66,6 @@ def output_transform(mv, y, t0, m):
     t0, m, th, tw, _, _ = _checks.winograd_tiles(op, y, mv, t0, m, th, tw, 0, 0)
     if mv.size:
         _scatter(mv, y, numba.get_num_threads(), t0, m, th, tw)
-
-
-def forward(x, u, y, t0, T, m, pt, pl, block=6):
-    """Tiles ``[t0, t0 + T)`` of y (their cells inside y: overwritten) = the Winograd
-    correlation of x with the transformed weights u: per block of ``block`` tiles,
-    :func:`input_transform`, one GEMM per point, :func:`output_transform`, all in cache.
-
-    x ``(N, H, W, C)``, tile patches from row ``ti*m - pt``, column ``tj*m - pl``; u
-    ``((m+2)^2, C, K)``; y ``(N, OH, OW, K)``, the grid ``ceil(OH/m) x ceil(OW/m)``.
-    """
-    op = "winograd.forward"
-    _checks.arrays(op, {"x": (x, 4), "u": (u, 3)}, {"y": (y, 4)})
-    t0, T, m, th, tw, pt, pl, block = _checks.winograd_forward(op, x, u, y, t0, T, m, pt, pl,
-                                                               block)
-    if T and y.shape[3]:
-        _forward(x, u, y, numba.get_num_threads(), t0, T, m, th, tw, pt, pl, block)
 
 
 # ------------------------------------------------------------------------------------ kernels
@@ -298,35 +281,3 @@ def _scatter(mv, dst, threads, t0, m, th, tw):
             q = t0 + t
             _scatter_tile(mf, t * k_n, plane, m, na, d, q // (th * tw), h, wd, k_n,
                           (q // tw) % th * m, q % tw * m, buf, tmp, c4)
-
-
-@numba.njit(**_JIT)
-def _forward(x, u, y, threads, t0, t_n, m, th, tw, pt, pl, block):
-    """Per block of ``block`` tiles: gather, one GEMM per point, scatter (all in cache)."""
-    h, wd, c = x.shape[1], x.shape[2], x.shape[3]
-    oh, ow, k_n = y.shape[1], y.shape[2], y.shape[3]
-    na = m + 2
-    s, d = x.reshape(-1), y.reshape(-1)
-    nb = (t_n + block - 1) // block
-    chunks = min(threads, nb)
-    c4 = _consts(y)
-    # a static split of the blocks; each block owns its tiles' cells of y
-    for chunk in prange(chunks):
-        buf = np.empty(na * na * _CB, y.dtype)
-        tmp = np.empty(na * na * _CB, y.dtype)
-        v = np.zeros((na * na, block, c), y.dtype)   # rows past a short last block: finite
-        mv = np.empty((na * na, block, k_n), y.dtype)
-        vf, mf = v.reshape(-1), mv.reshape(-1)
-        for b in range(nb * chunk // chunks, nb * (chunk + 1) // chunks):
-            cnt = min(block, t_n - b * block)
-            for i in range(cnt):
-                q = t0 + b * block + i
-                _gather_tile(s, q // (th * tw), h, wd, c, m - 2, na, na,
-                             (q // tw) % th * m - pt, q % tw * m - pl, vf, i * c, block * c,
-                             buf, tmp, c4)
-            for pt_ in range(na * na):
-                np.dot(v[pt_], u[pt_], mv[pt_])
-            for i in range(cnt):
-                q = t0 + b * block + i
-                _scatter_tile(mf, i * k_n, block * k_n, m, na, d, q // (th * tw), oh, ow, k_n,
-                              (q // tw) % th * m, q % tw * m, buf, tmp, c4)
