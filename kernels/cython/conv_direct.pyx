@@ -29,6 +29,7 @@ from libc.string cimport memset
 import numpy as np
 
 from fastconv.kernels import _checks
+from fastconv.kernels._stream import streamed
 from fastconv.kernels._taps import taps as _taps
 from fastconv.kernels.cython.threads import get_max_threads
 
@@ -36,8 +37,9 @@ from fastconv.kernels.cython.threads import get_max_threads
 cdef enum:
     WIDE = 16
 
-# outputs of this many bytes or more (more than stays in cache) are computed row by row in a
-# per-thread buffer, then streamed to memory by non-temporal stores: no read of y's lines
+# outputs of this many bytes or more (more than stays in cache; up to kernels/_stream.py's
+# bound) are computed row by row in a per-thread buffer, then streamed to memory by
+# non-temporal stores: no read of y's lines
 _NT = 1 << 22
 
 cdef extern from *:
@@ -444,7 +446,8 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups):
     expanded = y.shape[3] // groups < WIDE
     xe, tags = _row_cache(threads, w.shape[0], dil_h, x.shape[1], x.shape[2], w.shape[2],
                           y.shape[3], expanded, y.dtype)
-    stage = np.empty((threads, y.shape[2] * y.shape[3]) if y.nbytes >= _NT else (0, 0), y.dtype)
+    stage = np.empty((threads, y.shape[2] * y.shape[3]) if streamed(y.nbytes, _NT) else (0, 0),
+                     y.dtype)
     _forward(x, w, y, _taps(y.shape[1], w.shape[0], sh, pt, dil_h, x.shape[1], False),
              _taps(y.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False), sw, dil_w, groups,
              xe, tags, expanded, stage)

@@ -13,10 +13,11 @@ pixels each sum their taps in a register and store once (the bias is the start v
 weight gradient keeps up to 3x3 tap sums in registers over a run. A block's reads are strided
 (one vector per pixel), which the hardware prefetchers miss: once per cache line of channels a
 task prefetches that line of the next task's new source rows and output row. An output of at
-least ``_NT`` bytes (more than stays in cache) is computed row by row in a per-thread buffer,
-then streamed to memory by non-temporal stores: no read of the output's lines before they are
-written. :func:`backward` makes both gradients in one pass: task ``(n, r)`` computes the row
-``gx[n, r]`` and the weight gradient of the row ``gy[n, r]`` while gy's rows are in cache. With
+least ``_NT`` bytes (more than stays in cache; below ``kernels/_stream.py``'s bound) is
+computed row by row in a per-thread buffer, then streamed to memory by non-temporal stores: no
+read of the output's lines before they are written. :func:`backward` makes both gradients in
+one pass: task ``(n, r)`` computes the row ``gx[n, r]`` and the weight gradient of the row
+``gy[n, r]`` while gy's rows are in cache. With
 GCC on x86-64 these kernels are compiled twice, for AVX2+FMA (chosen at run time when the CPU
 has them) and for the build's baseline (SSE2 unless ``FASTCONV_NATIVE=1``). ``M > 1`` runs
 plain loops.
@@ -29,6 +30,7 @@ from libc.string cimport memset
 
 from fastconv.kernels.cython.threads import get_max_threads
 from fastconv.kernels import _checks
+from fastconv.kernels._stream import streamed
 from fastconv.kernels._taps import taps as _taps, runs as _runs
 
 # fc_dw keeps three pointers per real row tap of its row in arrays on the stack (VLAs): rows with
@@ -266,9 +268,10 @@ def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w, gb=None):
 
 # ------------------------------------------------------------------------------------ kernels
 def _staging(out, threads, row):
-    """``threads`` row buffers when ``out`` has at least ``_NT`` bytes (more than stays in cache:
-    each row is written back from its buffer by non-temporal stores), else None."""
-    return np.empty((threads, row), out.dtype) if _NT and out.nbytes >= _NT else None
+    """``threads`` row buffers when ``out`` has at least ``_NT`` bytes (more than stays in cache;
+    below ``_stream.FRESH``: each row is written back from its buffer by non-temporal stores),
+    else None."""
+    return np.empty((threads, row), out.dtype) if streamed(out.nbytes, _NT) else None
 
 
 cdef inline bint _reads(const Py_ssize_t[:, :, ::1] rt, const Py_ssize_t[::1] rn, Py_ssize_t r,
