@@ -99,8 +99,8 @@ class NativeBackend:
         """Few outputs per group (kernel sets with ``pointwise``): its direct kernel, which reads
         x once, epilogue fused. Else row blocks of about ``tile_bytes`` per worker: a GEMM, then
         the epilogue in cache."""
-        pw = getattr(self.k, "pointwise", None)
-        if pw is not None and g.o // g.groups <= pw.MAX_OUTPUTS:
+        pw = self._pointwise(g)
+        if pw:
             pw.forward(x, w, y, g.sh, g.sw, g.groups, b, relu)
             return
         xs, wg, ys = self._rows(self._subsample(x, g), g), self._grouped(w, g), self._rows(y, g)
@@ -114,9 +114,15 @@ class NativeBackend:
                 self._tile_epilogue(flat[r:end], b, relu)
         self._per_worker(g.n, g.oh * g.ow, work)
 
-    def _backward_1x1(self, gy, x, w, g, gx, gw):
+    def _pointwise(self, g):
+        """The ``pointwise`` kernels for ``g`` if the kernel set has them and ``g`` has at most
+        their ``MAX_OUTPUTS`` outputs per group, else None (the GEMMs)."""
         pw = getattr(self.k, "pointwise", None)
-        if pw is not None and g.o // g.groups <= pw.MAX_OUTPUTS:   # as _forward_1x1
+        return pw if pw is not None and g.o // g.groups <= pw.MAX_OUTPUTS else None
+
+    def _backward_1x1(self, gy, x, w, g, gx, gw):
+        pw = self._pointwise(g)
+        if pw:
             pw.backward_weight(gy, x, gw, g.sh, g.sw, g.groups)
             if gx is not None:
                 pw.backward_input(gy, w, gx, g.sh, g.sw, g.groups)
