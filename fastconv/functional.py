@@ -23,6 +23,7 @@ for dense 3x3 stride-1 filters over 16 or more channels; else 'im2col'. With the
 (:mod:`fastconv.tune`), 'auto' times the applicable algorithms instead.
 """
 from collections import namedtuple
+import math
 import numbers
 
 import numpy as np
@@ -272,9 +273,11 @@ def _offset_kernels(be):
     return hasattr(getattr(getattr(be, "k", None), "pool", None), "max_forward_indices")
 
 
-def _native_offsets(x, backend=None):
-    """True if max pooling ``x`` on ``backend`` gets its indices from the kernels."""
-    return _offset_kernels(_resolve_backend(_array_module(x), backend))
+def _native_offsets(x, pool_size, backend=None):
+    """True if max pooling ``x`` in ``pool_size`` windows on ``backend`` gets its indices from
+    the kernels (windows of at most ``MAX_OFFSET_CELLS`` cells)."""
+    return (math.prod(pool_size) <= MAX_OFFSET_CELLS
+            and _offset_kernels(_resolve_backend(_array_module(x), backend)))
 
 
 def _window_cells(g):

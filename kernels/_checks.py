@@ -117,6 +117,18 @@ def conv(op, act, w, out, act_name, out_name, sh, sw, pt, pl, dil_h, dil_w, grou
     return sh, sw, pt, pl, dil_h, dil_w, groups
 
 
+def pointwise(op, act, w, out, act_name, out_name, sh, sw, groups):
+    """A 1x1 convolution without padding: the shared conv checks, a 1x1 filter, and exactly the
+    output that no padding gives. Returns ``sh, sw, groups``."""
+    sh, sw, _, _, _, _, groups = conv(op, act, w, out, act_name, out_name, sh, sw, 0, 0, 1, 1,
+                                      groups)
+    if w.shape[:2] != (1, 1):
+        raise ValueError(f"{op}: w must be a 1x1 filter, got shape {w.shape}")
+    n, h, wd, _ = act.shape
+    shape(op, out_name, out, (n, -(-h // sh), -(-wd // sw), w.shape[3]))
+    return sh, sw, groups
+
+
 def depthwise(op, act, w, out, act_name, out_name, sh, sw, pt, pl, dil_h, dil_w):
     """A depthwise convolution's ``act`` (input side), ``w`` and ``out`` agree with the integers.
 

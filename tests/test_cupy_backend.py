@@ -242,10 +242,11 @@ def test_depthwise(K, case, dtype):
     _check(y, ref_conv(x.astype(float), wt.astype(float), oh, ow, *args, c), dtype)
     gx_ref, gw_ref = ref_conv_grads(x.astype(float), wt.astype(float), gy.astype(float), *args, c)
     gx, gw = cupy.full(x.shape, np.nan, dtype), cupy.full(wt.shape, np.nan, dtype)
-    K.depthwise.backward_input(_dev(gy), _dev(wt), gx, *args)
-    K.depthwise.backward_weight(_dev(gy), _dev(x), gw, *args)
+    gb = cupy.full(gy.shape[3], np.nan, dtype)
+    K.depthwise.backward(_dev(gy), _dev(x), _dev(wt), gx, gw, *args, gb=gb)
     _check(gx, gx_ref, dtype)
     _check(gw, gw_ref, dtype)
+    _check(gb, gy.astype(float).sum(axis=(0, 1, 2)), dtype)
 
 
 POOL_CASES = [

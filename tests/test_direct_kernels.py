@@ -24,6 +24,17 @@ CASES = [  # n, h, w, groups, cg, og, kh, kw, (sh, sw), (pt, pl), (dil_h, dil_w)
 ]
 
 
+def _case_arrays(case, rng):
+    """A case's x and w (float64, uniform in [-1, 1]), its output shape and the kernels'
+    integer arguments."""
+    n, h, wd, groups, cg, og, kh, kw, (sh, sw), (pt, pl), (dh, dw), (eh, ew) = case
+    x = rng.uniform(-1, 1, (n, h, wd, groups * cg))
+    w = rng.uniform(-1, 1, (kh, kw, cg, groups * og))
+    oh = (h + pt - (kh - 1) * dh - 1) // sh + 1 + eh
+    ow = (wd + pl - (kw - 1) * dw - 1) // sw + 1 + ew
+    return x, w, (n, oh, ow, groups * og), (sh, sw, pt, pl, dh, dw, groups)
+
+
 def _reference(x, w, gy_shape, rng, sh, sw, pt, pl, dh, dw, groups):
     """y, and gx, gw for a random gy, in float64 by slices of a zero-padded input."""
     n, h, wd, c = x.shape
@@ -54,15 +65,11 @@ def _reference(x, w, gy_shape, rng, sh, sw, pt, pl, dh, dw, groups):
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_direct_kernels_match_reference(backend, case, dtype, threads):
-    n, h, wd, groups, cg, og, kh, kw, (sh, sw), (pt, pl), (dh, dw), (eh, ew) = case
     k = backends.get(backend).k.conv_direct
     rng = np.random.default_rng(sum(case[:8]))
-    x = rng.uniform(-1, 1, (n, h, wd, groups * cg))
-    w = rng.uniform(-1, 1, (kh, kw, cg, groups * og))
-    oh = (h + pt - (kh - 1) * dh - 1) // sh + 1 + eh
-    ow = (wd + pl - (kw - 1) * dw - 1) // sw + 1 + ew
-    args = (sh, sw, pt, pl, dh, dw, groups)
-    y_ref, gy, gx_ref, gw_ref = _reference(x, w, (n, oh, ow, groups * og), rng, *args)
+    x, w, y_shape, args = _case_arrays(case, rng)
+    (n, oh, ow, _), (cg, og, kh, kw) = y_shape, case[4:8]
+    y_ref, gy, gx_ref, gw_ref = _reference(x, w, y_shape, rng, *args)
     gb_ref = gy.sum(axis=(0, 1, 2))
     x, w, gy = x.astype(dtype), w.astype(dtype), gy.astype(dtype)
     old = fastconv.get_num_threads()
@@ -106,14 +113,10 @@ def _random_case(rng):
 def test_direct_backward_random_shapes(backend, dtype, seed):
     rng = np.random.default_rng(seed)
     case = _random_case(rng)
-    n, h, wd, groups, cg, og, kh, kw, (sh, sw), (pt, pl), (dh, dw), (eh, ew) = case
     k = backends.get(backend).k.conv_direct
-    x = rng.uniform(-1, 1, (n, h, wd, groups * cg))
-    w = rng.uniform(-1, 1, (kh, kw, cg, groups * og))
-    oh = (h + pt - (kh - 1) * dh - 1) // sh + 1 + eh
-    ow = (wd + pl - (kw - 1) * dw - 1) // sw + 1 + ew
-    args = (sh, sw, pt, pl, dh, dw, groups)
-    _, gy, gx_ref, gw_ref = _reference(x, w, (n, oh, ow, groups * og), rng, *args)
+    x, w, y_shape, args = _case_arrays(case, rng)
+    (n, oh, ow, _), (og, kh, kw) = y_shape, case[5:8]
+    _, gy, gx_ref, gw_ref = _reference(x, w, y_shape, rng, *args)
     x, w, gy = x.astype(dtype), w.astype(dtype), gy.astype(dtype)
     gx, gw = np.full(x.shape, np.nan, dtype), np.full(w.shape, np.nan, dtype)
     old = fastconv.get_num_threads()
@@ -197,17 +200,12 @@ def test_direct_forward_streamed_rows_are_the_same_bits(backend, case, monkeypat
     k = backends.get(backend).k.conv_direct
     if not hasattr(k, "_NT"):
         pytest.skip(f"no streamed stores in the {backend} backend")
-    n, h, wd, groups, cg, og, kh, kw, (sh, sw), (pt, pl), (dh, dw), (eh, ew) = case
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((n, h, wd, groups * cg)).astype(np.float32)
-    w = rng.standard_normal((kh, kw, cg, groups * og)).astype(np.float32)
-    oh = (h + pt - (kh - 1) * dh - 1) // sh + 1 + eh
-    ow = (wd + pl - (kw - 1) * dw - 1) // sw + 1 + ew
-    args = (sh, sw, pt, pl, dh, dw, groups)
+    x, w, y_shape, args = _case_arrays(case, np.random.default_rng(3))
+    x, w = x.astype(np.float32), w.astype(np.float32)
     outs = []
     for nt in (1 << 62, 1):
         monkeypatch.setattr(k, "_NT", nt)
-        y = np.full((n, oh, ow, groups * og), np.nan, np.float32)
+        y = np.full(y_shape, np.nan, np.float32)
         k.forward(x, w, y, *args)
         outs.append(y)
     np.testing.assert_array_equal(outs[1], outs[0])

@@ -80,13 +80,8 @@ class NativeBackend:
             gb = xp.empty(g.o, x.dtype)
             self.k.conv_direct.backward_weight(gy, x, gw, *g.stride_args(), g.groups, gb=gb)
         elif algorithm == "depthwise":
-            if hasattr(self.k.depthwise, "backward"):   # CPU: all three in one pass over gy
-                gb = xp.empty(g.o, x.dtype)
-                self.k.depthwise.backward(gy, x, w, gx, gw, *g.stride_args(), gb=gb)
-            else:
-                if need_input_grad:
-                    self.k.depthwise.backward_input(gy, w, gx, *g.stride_args())
-                self.k.depthwise.backward_weight(gy, x, gw, *g.stride_args())
+            gb = xp.empty(g.o, x.dtype)   # all three in one pass over gy (CPU)
+            self.k.depthwise.backward(gy, x, w, gx, gw, *g.stride_args(), gb=gb)
         elif algorithm == "1x1":
             self._backward_1x1(gy, x, w, g, gx, gw)
         elif algorithm == "winograd":

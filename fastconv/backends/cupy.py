@@ -202,7 +202,13 @@ def _conv_backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups, gb=No
     o, groups = _conv_channels(xs, gws, gys, groups)
     geom = _geometry(xs, gys[0], gys[1], gys[2], gws[0], gws[1], sh, sw, pt, pl, dil_h, dil_w)
     _weight_gradient("conv_direct", s, gy, x, gw, geom, o, groups)
-    if gb is not None:  # the CPU kernels' fused bias gradient, as a reduction here
+    _bias_grad(gy, gb)
+
+
+def _bias_grad(gy, gb):
+    """``gb`` (None: skipped) = gy summed over its pixels: the CPU kernels' fused bias gradient,
+    as a reduction here."""
+    if gb is not None:
         gb[...] = gy.sum(axis=(0, 1, 2))
 
 
@@ -262,6 +268,14 @@ def _depthwise_forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, b=None):
     geom = _geometry(xs, ys[0], ys[1], ys[2], ws[0], ws[1], sh, sw, pt, pl, dil_h, dil_w)
     _launch_elements("depthwise", f"forward_{s}", y.size, x, w, y, *geom, m)
     bias_act(y, b, False)
+
+
+def _depthwise_backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w, gb=None):
+    """The CPU kernels' one-pass contract: gx (None: skipped), gw and gb (None: skipped)."""
+    if gx is not None:
+        _depthwise_backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w)
+    _depthwise_backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w)
+    _bias_grad(gy, gb)
 
 
 def _depthwise_backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w):
@@ -359,9 +373,7 @@ kernels = SimpleNamespace(
     conv_direct=SimpleNamespace(forward=_conv_forward, backward_input=_conv_backward_input,
                                 backward_weight=_conv_backward_weight),
     im2col=SimpleNamespace(im2col=_im2col, col2im=_col2im),
-    depthwise=SimpleNamespace(forward=_depthwise_forward,
-                              backward_input=_depthwise_backward_input,
-                              backward_weight=_depthwise_backward_weight),
+    depthwise=SimpleNamespace(forward=_depthwise_forward, backward=_depthwise_backward),
     pool=SimpleNamespace(max_forward=_max_forward, max_backward=_max_backward,
                          avg_forward=_avg_forward, avg_backward=_avg_backward),
     epilogue=SimpleNamespace(bias_act=bias_act, relu_backward=relu_backward, dropout=dropout),

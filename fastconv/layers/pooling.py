@@ -53,8 +53,7 @@ class MaxPooling2D(_Pool2D):
     _forward, _backward = F.max_pool2d, F.max_pool2d_backward
 
     def forward(self, x, training=False):
-        if not (training and math.prod(self.pool_size) <= F.MAX_OFFSET_CELLS
-                and F._native_offsets(x)):
+        if not (training and F._native_offsets(x, self.pool_size)):
             return super().forward(x, training)
         y, idx = F.max_pool2d(x, *self._args(), return_indices=True)
         return y, (idx, x.shape, x.dtype)

@@ -24,6 +24,7 @@ bands of rows) per thread. The hot loops are C (GCC vector extensions), compiled
 """
 from cython cimport floating
 from cython.parallel cimport prange, threadid
+from fc_rows cimport add_pixels
 from libc.string cimport memset
 
 import numpy as np
@@ -734,15 +735,6 @@ def _backward_input_bcast(const floating[:, :, :, ::1] gy, const floating[:, :, 
                                    &wt[i, ct[q, b, 1], g * Og, 0], Cg, gp + g * Cg)
 
 
-cdef void _add_pixels(floating* acc, const floating* src, Py_ssize_t pixels,
-                      Py_ssize_t O) noexcept nogil:
-    """``acc[:O]`` += the sum of the ``pixels`` rows ``src[p*O:(p+1)*O]``."""
-    cdef Py_ssize_t p, o
-    for p in range(pixels):
-        for o in range(O):
-            acc[o] += src[p * O + o]
-
-
 def _backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
                      floating[:, :, :, :, ::1] parts, rows, Py_ssize_t sh, Py_ssize_t sw,
                      Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dil_h, Py_ssize_t dil_w,
@@ -847,4 +839,4 @@ def _backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::
                                           sw * C, &gy[n, r, lo, g * Og], 0, O,
                                           &parts[tid, i, j, 0, g * Og], O, True)
             if bias:  # the band's gy, in cache
-                _add_pixels(&bparts[tid, 0], &gy[n, r0, 0, 0], (r1 - r0) * OW, O)
+                add_pixels(&bparts[tid, 0], &gy[n, r0, 0, 0], (r1 - r0) * OW, O)

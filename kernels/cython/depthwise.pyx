@@ -26,6 +26,7 @@ import numpy as np
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
+from fc_rows cimport add_pixels
 from libc.string cimport memset
 
 from fastconv.kernels.cython.threads import get_max_threads
@@ -387,17 +388,8 @@ def _backward_1(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
                     parts.shape[2] * x.shape[3], runs, NULL, NULL, &gy[0, 0, 0, 0], N * OH,
                     gy.shape[2], NULL)
                 if bias:
-                    _add_pixels(&bparts[threadid(), 0], &gy[n, r, 0, 0], gy.shape[2],
+                    add_pixels(&bparts[threadid(), 0], &gy[n, r, 0, 0], gy.shape[2],
                                 gy.shape[3])
-
-
-cdef void _add_pixels(floating* acc, const floating* src, Py_ssize_t pixels,
-                      Py_ssize_t C) noexcept nogil:
-    """``acc[:C]`` += the sum of the ``pixels`` rows ``src[p*C:(p+1)*C]``."""
-    cdef Py_ssize_t p, c
-    for p in range(pixels):
-        for c in range(C):
-            acc[c] += src[p * C + c]
 
 
 cdef inline void _madd(Py_ssize_t C, Py_ssize_t M, const floating* a, const floating* b,

@@ -178,17 +178,6 @@ def _block(dtype):
     return 64 // np.dtype(dtype).itemsize
 
 
-def _check(op, act, w, out, act_name, out_name, sh, sw, groups):
-    """The shared conv checks, a 1x1 filter, and exactly the output that no padding gives."""
-    sh, sw, _, _, _, _, groups = _checks.conv(op, act, w, out, act_name, out_name, sh, sw, 0, 0,
-                                              1, 1, groups)
-    if w.shape[:2] != (1, 1):
-        raise ValueError(f"{op}: w must be a 1x1 filter, got shape {w.shape}")
-    n, h, wd, _ = act.shape
-    _checks.shape(op, out_name, out, (n, -(-h // sh), -(-wd // sw), w.shape[3]))
-    return sh, sw, groups
-
-
 def _pack(wg, block):
     """Per-group weights ``wg[G, K, M]`` as ``[G][NB][K][block]``, zero-padded past ``M``."""
     g, k, m = wg.shape
@@ -212,7 +201,7 @@ def forward(x, w, y, sh, sw, groups, b=None, relu=False):
     op = "pointwise.forward"
     ins = {"x": (x, 4), "w": (w, 4)} | ({} if b is None else {"b": (b, 1)})
     _checks.arrays(op, ins, {"y": (y, 4)})
-    sh, sw, groups = _check(op, x, w, y, "x", "y", sh, sw, groups)
+    sh, sw, groups = _checks.pointwise(op, x, w, y, "x", "y", sh, sw, groups)
     if b is not None:
         _checks.shape(op, "b", b, (w.shape[3],))
     if not y.size:
@@ -229,7 +218,7 @@ def backward_input(gy, w, gx, sh, sw, groups):
     ``(N, H, W, C)`` (overwritten: zeros at the pixels no output reads)."""
     op = "pointwise.backward_input"
     _checks.arrays(op, {"gy": (gy, 4), "w": (w, 4)}, {"gx": (gx, 4)})
-    sh, sw, groups = _check(op, gx, w, gy, "gx", "gy", sh, sw, groups)
+    sh, sw, groups = _checks.pointwise(op, gx, w, gy, "gx", "gy", sh, sw, groups)
     if not gx.size:
         return
     if not gy.shape[3]:
@@ -247,7 +236,7 @@ def backward_weight(gy, x, gw, sh, sw, groups):
     fixed order."""
     op = "pointwise.backward_weight"
     _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4)}, {"gw": (gw, 4)})
-    sh, sw, groups = _check(op, x, gw, gy, "x", "gy", sh, sw, groups)
+    sh, sw, groups = _checks.pointwise(op, x, gw, gy, "x", "gy", sh, sw, groups)
     cg, o = gw.shape[2], gw.shape[3]
     og, blk = o // groups, _block(x.dtype)
     nb = -(-og // blk) if og else 0

@@ -25,17 +25,6 @@ MAX_OUTPUTS = 16    # outputs per group up to which fastconv's 1x1 algorithm run
 #                     (measured: 0.5-0.8x the GEMM path from 32 up)
 
 
-def _check(op, act, w, out, act_name, out_name, sh, sw, groups):
-    """The shared conv checks, a 1x1 filter, and exactly the output that no padding gives."""
-    sh, sw, _, _, _, _, groups = _checks.conv(op, act, w, out, act_name, out_name, sh, sw, 0, 0,
-                                              1, 1, groups)
-    if w.shape[:2] != (1, 1):
-        raise ValueError(f"{op}: w must be a 1x1 filter, got shape {w.shape}")
-    n, h, wd, _ = act.shape
-    _checks.shape(op, out_name, out, (n, -(-h // sh), -(-wd // sw), w.shape[3]))
-    return sh, sw, groups
-
-
 def _wt(w):
     """``w[0, 0]^T`` ``(O, Cg)``: output ``o`` of group ``o // Og`` reads its row."""
     return np.ascontiguousarray(w[0, 0].T)
@@ -50,7 +39,7 @@ def forward(x, w, y, sh, sw, groups, b=None, relu=False):
     op = "pointwise.forward"
     ins = {"x": (x, 4), "w": (w, 4)} | ({} if b is None else {"b": (b, 1)})
     _checks.arrays(op, ins, {"y": (y, 4)})
-    sh, sw, groups = _check(op, x, w, y, "x", "y", sh, sw, groups)
+    sh, sw, groups = _checks.pointwise(op, x, w, y, "x", "y", sh, sw, groups)
     if b is not None:
         _checks.shape(op, "b", b, (w.shape[3],))
     if y.size:
@@ -63,7 +52,7 @@ def backward_input(gy, w, gx, sh, sw, groups):
     ``(N, H, W, C)`` (overwritten: zeros at the pixels no output reads)."""
     op = "pointwise.backward_input"
     _checks.arrays(op, {"gy": (gy, 4), "w": (w, 4)}, {"gx": (gx, 4)})
-    sh, sw, groups = _check(op, gx, w, gy, "gx", "gy", sh, sw, groups)
+    sh, sw, groups = _checks.pointwise(op, gx, w, gy, "gx", "gy", sh, sw, groups)
     if gx.size:
         _run(gy, gx, _wt(w), np.zeros(0, gx.dtype), False, groups, sh, sw, True)
 
@@ -74,7 +63,7 @@ def backward_weight(gy, x, gw, sh, sw, groups):
     fixed order."""
     op = "pointwise.backward_weight"
     _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4)}, {"gw": (gw, 4)})
-    sh, sw, groups = _check(op, x, gw, gy, "x", "gy", sh, sw, groups)
+    sh, sw, groups = _checks.pointwise(op, x, gw, gy, "x", "gy", sh, sw, groups)
     parts = np.zeros((numba.get_num_threads(), gw.shape[3], gw.shape[2]), x.dtype)
     if gy.size and x.size:
         _weight(x, gy, parts, groups, sh, sw)
