@@ -6,18 +6,19 @@ cell along each axis from ``_taps`` (padded cells read as zeros and are skipped)
 fused (float32/float64) kernel without the GIL, in parallel over rows of the output.
 
 The forward pass and the input gradient are the same gather: every cell of ``out`` sums
-``src * w`` over its taps (``src`` = x or gy). With ``M == 1`` a task is one output row: for
-each block of 8 float32 (4 float64) channels, one 32-byte vector, and each run of columns that
-share their taps (``_taps.runs``), up to 3x3 taps' weights sit in registers while the run's
-pixels each sum their taps in a register and store once (the bias is the start value); the
-weight gradient keeps up to 3x3 tap sums in registers over a run. A block's reads are strided
-(one vector per pixel), which the hardware prefetchers miss: once per cache line of channels a
-task prefetches that line of the next task's new source rows and output row. An output of at
-least ``_NT`` bytes (more than stays in cache; below ``kernels/_stream.py``'s bound) is
-computed row by row in a per-thread buffer, then streamed to memory by non-temporal stores: no
-read of the output's lines before they are written. :func:`backward` makes both gradients in
-one pass: task ``(n, r)`` computes the row ``gx[n, r]`` and the weight gradient of the row
-``gy[n, r]`` while gy's rows are in cache. With
+``src * w`` over its taps (``src`` = x or gy). With ``M == 1`` a task is one output row, cut
+into runs of columns that share their taps (``_taps.runs``) and each run into strips of 8, 4
+and 1 pixels. A strip walks every channel, 8 float32 (4 float64) at a time, then one at a time:
+its pixels sum their (up to 3x3) taps in registers, from the bias, and store once; where the
+run's pixel step equals its tap step (stride == dilation), each source cell of the strip is
+loaded once for all the pixels that read it. Every pointer walks a contiguous row, which the
+hardware prefetchers follow; the next task's new source row is prefetched into L2. The weight
+gradient runs the same strips, each tap's sum over the strip's pixels added to the thread's
+``gw``. An output of at least ``_NT`` bytes (more than stays in cache; below
+``kernels/_stream.py``'s bound) is computed row by row in a per-thread buffer, then streamed to
+memory by non-temporal stores: no read of the output's lines before they are written.
+:func:`backward` makes both gradients in one pass: task ``(n, r)`` computes the row
+``gx[n, r]`` and the weight gradient of the row ``gy[n, r]`` while gy's rows are in cache. With
 GCC on x86-64 these kernels are compiled twice, for AVX2+FMA (chosen at run time when the CPU
 has them) and for the build's baseline (SSE2 unless ``FASTCONV_NATIVE=1``). ``M > 1`` runs
 plain loops.
@@ -50,113 +51,139 @@ cdef extern from *:
     #define FC_CLONES
     #endif
     #define FC_INLINE static inline __attribute__((always_inline))
+    #define FC_UNROLL _Pragma("GCC unroll 16")
     /* 32-byte vectors with element alignment: unaligned loads and stores */
     typedef float fc_vf __attribute__((vector_size(32), aligned(4), may_alias));
     typedef double fc_vd __attribute__((vector_size(32), aligned(8), may_alias));
-    #define FC_LOC 2  /* prefetch into L2 */
-    #define FC_PFM(T) (64 / sizeof(T) - 1)
     #define FC_MIN(a, b) ((a) < (b) ? (a) : (b))
     #include "fc_stream.h"
 
     /* A run (kernels/_taps.py): pixels q = q0 + i*qs (i < nq) of the output row out, pixel i
-       reading the cells cell0 + i*cs + t*ts of the source rows, t < ntaps, taps tap0 + t*js. */
+       reading the cells cell0 + i*cs + t*ts of the source rows, t < ntaps, taps tap0 + t*js
+       (steps in elements). */
     #define FC_RUN(r) Py_ssize_t q0 = r[0], qs = r[1] * C, nq = r[2], cell0 = r[3], cs = r[4] * C, \\
-        tap0 = r[5], js = r[6] * C, ts = r[7] * C; (void)q0; (void)cell0; (void)tap0
+        tap0 = r[5], js = r[6] * C, ts = r[7] * C
 
-    /* out[q] (+)= sum over the RA x CA taps (row a, column t0 + t) of src[a] * w[a]; vector or
-       scalar V of T, channel offset c. first: start from bias (or 0) instead of out. */
-    #define FC_PASS(T, V, NAME)                                                               \\
-    FC_INLINE void NAME(Py_ssize_t C, Py_ssize_t c, const Py_ssize_t* r, Py_ssize_t t0,      \\
-                        const int RA, const int CA, int first, const T* const* src,          \\
-                        const T* const* w, const T* bias, T* out) {                          \\
-        FC_RUN(r);                                                                            \\
-        V wv[3][3], b = {0};                                                                  \\
-        const T* s[3];                                                                        \\
-        _Pragma("GCC unroll 3") for (int a = 0; a < RA; a++) {                                \\
-            s[a] = src[a] + cell0 * C + t0 * ts + c;                                          \\
-            _Pragma("GCC unroll 3") for (int t = 0; t < CA; t++)                              \\
-                wv[a][t] = *(const V*)(w[a] + tap0 * C + (t0 + t) * js + c);                  \\
-        }                                                                                     \\
-        if (bias) b = *(const V*)(bias + c);                                                  \\
-        T* o = out + q0 * C + c;                                                              \\
-        for (Py_ssize_t i = 0; i < nq; i++, o += qs) {                                        \\
-            const Py_ssize_t off = i * cs;                                                    \\
-            V acc = first ? b : *(V*)o;                                                       \\
-            _Pragma("GCC unroll 3") for (int a = 0; a < RA; a++) {                            \\
-                V sum = *(const V*)(s[a] + off) * wv[a][0];                                   \\
-                _Pragma("GCC unroll 3") for (int t = 1; t < CA; t++)                          \\
-                    sum += *(const V*)(s[a] + off + t * ts) * wv[a][t];                       \\
-                acc += sum;                                                                   \\
-            }                                                                                 \\
-            *(V*)o = acc;                                                                     \\
-        }                                                                                     \\
-    }                                                                                         \\
-    /* g[a][tap] += sum over the run's pixels of src[a] * gy[q], the same RA x CA taps */     \\
-    FC_INLINE void NAME##_w(Py_ssize_t C, Py_ssize_t c, const Py_ssize_t* r, Py_ssize_t t0,  \\
-                            const int RA, const int CA, const T* const* src, const T* gy,    \\
-                            T* const* g) {                                                    \\
-        FC_RUN(r);                                                                            \\
-        V acc[3][3];                                                                          \\
-        const T* s[3];                                                                        \\
-        _Pragma("GCC unroll 3") for (int a = 0; a < RA; a++) {                                \\
-            s[a] = src[a] + cell0 * C + t0 * ts + c;                                          \\
-            _Pragma("GCC unroll 3") for (int t = 0; t < CA; t++) acc[a][t] = (V){0};          \\
-        }                                                                                     \\
-        const T* d = gy + q0 * C + c;                                                         \\
-        for (Py_ssize_t i = 0; i < nq; i++, d += qs) {                                        \\
-            const Py_ssize_t off = i * cs;                                                    \\
-            const V dv = *(const V*)d;                                                        \\
-            _Pragma("GCC unroll 3") for (int a = 0; a < RA; a++)                              \\
-                _Pragma("GCC unroll 3") for (int t = 0; t < CA; t++)                          \\
-                    acc[a][t] += *(const V*)(s[a] + off + t * ts) * dv;                       \\
-        }                                                                                     \\
-        _Pragma("GCC unroll 3") for (int a = 0; a < RA; a++)                                  \\
-            _Pragma("GCC unroll 3") for (int t = 0; t < CA; t++)                              \\
-                *(V*)(g[a] + tap0 * C + (t0 + t) * js + c) += acc[a][t];                      \\
-    }                                                                                         \\
-    /* every run of one channel offset c: taps in tiles of at most 3 x 3 */                   \\
-    FC_INLINE void NAME##_row(Py_ssize_t C, Py_ssize_t c, Py_ssize_t nr, const T* const* src,\\
-                              const T* const* w, const Py_ssize_t* runs, Py_ssize_t nruns,   \\
-                              const T* bias, T* out, const T* gy, T* const* g) {             \\
-        for (const Py_ssize_t* r = runs; r < runs + 9 * nruns; r += 9) {                      \\
-            if (!gy && (nr == 0 || r[8] == 0)) {                                              \\
-                V b = {0};                                                                    \\
-                if (bias) b = *(const V*)(bias + c);                                          \\
-                for (Py_ssize_t i = 0; i < r[2]; i++) *(V*)(out + (r[0] + i * r[1]) * C + c) = b;\\
-                continue;                                                                     \\
-            }                                                                                 \\
-            for (Py_ssize_t a0 = 0; a0 < nr; a0 += 3)                                         \\
-                for (Py_ssize_t t0 = 0; t0 < r[8]; t0 += 3) {                                 \\
-                    const int ra = FC_MIN(3, nr - a0), ca = FC_MIN(3, r[8] - t0);             \\
-                    const int first = a0 == 0 && t0 == 0;                                     \\
-                    switch (gy ? 16 + ra * 4 + ca : ra * 4 + ca) {                            \\
-                    FC_CASES(NAME)                                                            \\
-                    }                                                                         \\
+    /* A strip of P pixels of a run, every channel: L at a time (a vector V, then scalars T),
+       the channels innermost, so every pointer walks a contiguous row. The source cell of
+       pixel p, tap t is s[a] + p*cs + t*ts; slide (cs == ts): the RA x (P + CA - 1) cells of
+       the strip are each loaded once. The sums run in tap order (a, then t) per pixel, over
+       the pixels in order per tap, whatever the path. */
+    #define FC_GATHER_BODY(T, V, L)                                                           \\
+    for (; c + L <= C; c += L) {                                                              \\
+        V acc[P], b0 = {0};                                                                   \\
+        if (bias) b0 = *(const V*)(bias + c);                                                 \\
+        FC_UNROLL for (int p = 0; p < P; p++) acc[p] = first ? b0 : *(V*)(o + p * qs + c);   \\
+        FC_UNROLL for (int a = 0; a < RA; a++) {                                              \\
+            V wv[3];                                                                          \\
+            const T* x = s[a] + off + c;                                                            \\
+            FC_UNROLL for (int t = 0; t < CA; t++) wv[t] = *(const V*)(w[a] + t * js + c);   \\
+            if (slide) {                                                                      \\
+                FC_UNROLL for (int k = 0; k < P + CA - 1; k++) {                              \\
+                    const V xv = *(const V*)(x + k * ts);                                     \\
+                    FC_UNROLL for (int t = 0; t < CA; t++)                                    \\
+                        if (k - t >= 0 && k - t < P) acc[k - t] += xv * wv[t];                \\
                 }                                                                             \\
+            } else {                                                                          \\
+                FC_UNROLL for (int p = 0; p < P; p++)                                         \\
+                    FC_UNROLL for (int t = 0; t < CA; t++)                                    \\
+                        acc[p] += *(const V*)(x + p * cs + t * ts) * wv[t];                   \\
+            }                                                                                 \\
+        }                                                                                     \\
+        FC_UNROLL for (int p = 0; p < P; p++) *(V*)(o + p * qs + c) = acc[p];                 \\
+    }
+    /* the weight gradient of the strip: g[a][t*js] += sum over p of src cell * gy[p*qs] */
+    #define FC_WEIGHT_BODY(T, V, L)                                                           \\
+    for (; c + L <= C; c += L) {                                                              \\
+        V acc[3][3], dv[P];                                                                   \\
+        FC_UNROLL for (int p = 0; p < P; p++) dv[p] = *(const V*)(gy + p * qs + c);          \\
+        FC_UNROLL for (int a = 0; a < RA; a++) {                                              \\
+            const T* x = s[a] + off + c;                                                            \\
+            FC_UNROLL for (int t = 0; t < CA; t++) acc[a][t] = *(V*)(g[a] + t * js + c);     \\
+            if (slide) {                                                                      \\
+                FC_UNROLL for (int k = 0; k < P + CA - 1; k++) {                              \\
+                    const V xv = *(const V*)(x + k * ts);                                     \\
+                    FC_UNROLL for (int t = 0; t < CA; t++)                                    \\
+                        if (k - t >= 0 && k - t < P) acc[a][t] += xv * dv[k - t];             \\
+                }                                                                             \\
+            } else {                                                                          \\
+                FC_UNROLL for (int p = 0; p < P; p++)                                         \\
+                    FC_UNROLL for (int t = 0; t < CA; t++)                                    \\
+                        acc[a][t] += *(const V*)(x + p * cs + t * ts) * dv[p];                \\
+            }                                                                                 \\
+            FC_UNROLL for (int t = 0; t < CA; t++) *(V*)(g[a] + t * js + c) = acc[a][t];     \\
         }                                                                                     \\
     }
-    #define FC_CASE(NAME, RA, CA)                                                              \\
-        case RA * 4 + CA:                                                                     \\
-            NAME(C, c, r, t0, RA, CA, first, src + a0, w + a0, bias, out); break;             \\
-        case 16 + RA * 4 + CA:                                                                \\
-            NAME##_w(C, c, r, t0, RA, CA, src + a0, gy, g + a0); break;
-    #define FC_CASES(NAME) FC_CASE(NAME, 1, 1) FC_CASE(NAME, 1, 2) FC_CASE(NAME, 1, 3)        \\
-        FC_CASE(NAME, 2, 1) FC_CASE(NAME, 2, 2) FC_CASE(NAME, 2, 3)                           \\
-        FC_CASE(NAME, 3, 1) FC_CASE(NAME, 3, 2) FC_CASE(NAME, 3, 3)
+
+    /* One run, the RA x CA taps from (0, t0) of the row pointers src, w (g): out (+)= the
+       gather (first: start from the bias, or 0), or, gy given, g += the weight gradient. */
+    #define FC_PASS(T, V)                                                                     \\
+    FC_INLINE void fc_gather_##T(Py_ssize_t C, const int P, const int RA, const int CA,      \\
+                                 const int slide, int first, const T* const* s,              \\
+                                 Py_ssize_t off, Py_ssize_t cs, Py_ssize_t ts, const T* const* w,            \\
+                                 Py_ssize_t js, const T* bias, T* o, Py_ssize_t qs) {        \\
+        Py_ssize_t c = 0;                                                                     \\
+        FC_GATHER_BODY(T, V, (Py_ssize_t)(sizeof(V) / sizeof(T)))                                \\
+        FC_GATHER_BODY(T, T, 1)                                                                \\
+    }                                                                                         \\
+    FC_INLINE void fc_weight_##T(Py_ssize_t C, const int P, const int RA, const int CA,      \\
+                                 const int slide, const T* const* s, Py_ssize_t off,        \\
+                                 Py_ssize_t cs, Py_ssize_t ts, const T* gy, Py_ssize_t qs, T* const* g,     \\
+                                 Py_ssize_t js) {                                             \\
+        Py_ssize_t c = 0;                                                                     \\
+        FC_WEIGHT_BODY(T, V, (Py_ssize_t)(sizeof(V) / sizeof(T)))                                \\
+        FC_WEIGHT_BODY(T, T, 1)                                                                \\
+    }                                                                                         \\
+    FC_INLINE void fc_pass_##T(Py_ssize_t C, const Py_ssize_t* r, Py_ssize_t t0, const int RA,\\
+                               const int CA, int first, const T* const* src,                 \\
+                               const T* const* w, const T* bias, T* out, const T* gy,        \\
+                               T* const* g) {                                                 \\
+        FC_RUN(r);                                                                            \\
+        const T* s[3];                                                                        \\
+        const T* wr[3];                                                                       \\
+        T* gr[3];                                                                             \\
+        FC_UNROLL for (int a = 0; a < RA; a++) {                                              \\
+            s[a] = src[a] + cell0 * C + t0 * ts;                                              \\
+            if (gy) gr[a] = g[a] + tap0 * C + t0 * js;                                        \\
+            else wr[a] = w[a] + tap0 * C + t0 * js;                                           \\
+        }                                                                                     \\
+        Py_ssize_t i = 0;                                                                     \\
+        if (gy)                                                                               \\
+            FC_STRIPS(T, FC_WEIGHT)                                                           \\
+        else                                                                                  \\
+            FC_STRIPS(T, FC_GATHER)                                                           \\
+    }
+    /* P pixels from pixel i of the run */
+    #define FC_GATHER(T, P, SLIDE) fc_gather_##T(C, P, RA, CA, SLIDE, first, s, i * cs, cs, ts, \\
+                                                 wr, js, bias, out + q0 * C + i * qs, qs)
+    #define FC_WEIGHT(T, P, SLIDE) fc_weight_##T(C, P, RA, CA, SLIDE, s, i * cs, cs, ts,       \\
+                                                 gy + q0 * C + i * qs, qs, gr, js)
+    /* the run's pixels from i in strips of 8 and 4 (sliding when cs == ts), then 1 */
+    #define FC_STRIPS(T, F) {                                                                 \\
+        if (cs == ts)                                                                         \\
+            for (; i + 8 <= nq; i += 8) F(T, 8, 1);                                           \\
+        for (; i + 4 <= nq; i += 4)                                                           \\
+            if (cs == ts)                                                                     \\
+                F(T, 4, 1);                                                                   \\
+            else                                                                              \\
+                F(T, 4, 0);                                                                   \\
+        for (; i < nq; i++) F(T, 1, 0);                                                       \\
+    }
 
     /* One task, M == 1: the output row out (gy == NULL: forward pass or input gradient, out
        overwritten) or the weight gradient of the output row gy (g: the thread's gw, added to).
        Row tap a < nr reads the source row src + rt[2a] * src_row and the weight row
-       w (g) + rt[2a + 1] * w_row. */
+       w (g) + rt[2a + 1] * w_row; the taps in tiles of at most 3 x 3. */
     #define FC_DW(T, V)                                                                       \\
-    FC_PASS(T, V, fc_dw_vec_##T)                                                              \\
-    FC_PASS(T, T, fc_dw_one_##T)                                                              \\
+    FC_PASS(T, V)                                                                             \\
     FC_CLONES static void fc_dw_##T(Py_ssize_t C, Py_ssize_t nr, const Py_ssize_t* rt,       \\
                                     const T* src, Py_ssize_t src_row, const T* w, T* g,      \\
                                     Py_ssize_t w_row, const Py_ssize_t* runs,                \\
                                     Py_ssize_t nruns, const T* bias, T* out, const T* gy,    \\
-                                    const T* pf, Py_ssize_t pf_n, Py_ssize_t pf_step,        \\
-                                    const T* pfo, Py_ssize_t ow) {                            \\
+                                    const T* pf) {                                            \\
+        if (pf)                                                                               \\
+            for (Py_ssize_t k = 0; k < src_row; k += 64 / sizeof(T))                          \\
+                __builtin_prefetch(pf + k, 0, 2);                                             \\
         const T* sp[nr > 0 ? nr : 1];                                                         \\
         const T* wp[nr > 0 ? nr : 1];                                                         \\
         T* gp[nr > 0 ? nr : 1];                                                               \\
@@ -165,22 +192,27 @@ cdef extern from *:
             wp[a] = w ? w + rt[2 * a + 1] * w_row : 0;                                        \\
             gp[a] = g ? g + rt[2 * a + 1] * w_row : 0;                                        \\
         }                                                                                     \\
-        const Py_ssize_t L = sizeof(V) / sizeof(T), sw = src_row / C;                         \\
-        Py_ssize_t c = 0;                                                                     \\
-        for (; c + L <= C; c += L) {                                                          \\
-            if ((c & FC_PFM(T)) == 0) {                                                       \\
-                for (Py_ssize_t a = 0; a < pf_n; a++)                                         \\
-                    for (Py_ssize_t k = 0; k < sw; k++)                                       \\
-                        __builtin_prefetch(pf + a * pf_step + k * C + c, 0, FC_LOC);          \\
-                for (Py_ssize_t k = 0; pfo && k < ow; k++)                                    \\
-                    if (gy) __builtin_prefetch(pfo + k * C + c, 0, FC_LOC);                   \\
-                    else __builtin_prefetch(pfo + k * C + c, 1, FC_LOC);                      \\
+        for (const Py_ssize_t* r = runs; r < runs + 9 * nruns; r += 9) {                      \\
+            if (!gy && (nr == 0 || r[8] == 0)) {  /* no real tap: the bias, or 0 */           \\
+                for (Py_ssize_t i = 0; i < r[2]; i++)                                         \\
+                    for (Py_ssize_t c = 0; c < C; c++)                                        \\
+                        out[(r[0] + i * r[1]) * C + c] = bias ? bias[c] : 0;                  \\
+                continue;                                                                     \\
             }                                                                                 \\
-            fc_dw_vec_##T##_row(C, c, nr, sp, wp, runs, nruns, bias, out, gy, gp);            \\
+            for (Py_ssize_t a0 = 0; a0 < nr; a0 += 3)                                         \\
+                for (Py_ssize_t t0 = 0; t0 < r[8]; t0 += 3) {                                 \\
+                    const int first = a0 == 0 && t0 == 0;                                     \\
+                    switch (FC_MIN(3, nr - a0) * 4 + FC_MIN(3, r[8] - t0)) {                  \\
+                    FC_CASES(T)                                                               \\
+                    }                                                                         \\
+                }                                                                             \\
         }                                                                                     \\
-        for (; c < C; c++)                                                                    \\
-            fc_dw_one_##T##_row(C, c, nr, sp, wp, runs, nruns, bias, out, gy, gp);            \\
     }
+    #define FC_CASE(T, RA, CA) case RA * 4 + CA:                                              \\
+        fc_pass_##T(C, r, t0, RA, CA, first, sp + a0, wp + a0, bias, out, gy, gp + a0); break;
+    #define FC_CASES(T) FC_CASE(T, 1, 1) FC_CASE(T, 1, 2) FC_CASE(T, 1, 3)                    \\
+        FC_CASE(T, 2, 1) FC_CASE(T, 2, 2) FC_CASE(T, 2, 3)                                    \\
+        FC_CASE(T, 3, 1) FC_CASE(T, 3, 2) FC_CASE(T, 3, 3)
     FC_DW(float, fc_vf)
     FC_DW(double, fc_vd)
     """
@@ -188,13 +220,11 @@ cdef extern from *:
     void fc_dw_float(Py_ssize_t C, Py_ssize_t nr, const Py_ssize_t* rt, const float* src,
                      Py_ssize_t src_row, const float* w, float* g, Py_ssize_t w_row,
                      const Py_ssize_t* runs, Py_ssize_t nruns, const float* bias, float* out,
-                     const float* gy, const float* pf, Py_ssize_t pf_n, Py_ssize_t pf_step,
-                     const float* pfo, Py_ssize_t ow) noexcept nogil
+                     const float* gy, const float* pf) noexcept nogil
     void fc_dw_double(Py_ssize_t C, Py_ssize_t nr, const Py_ssize_t* rt, const double* src,
                       Py_ssize_t src_row, const double* w, double* g, Py_ssize_t w_row,
                       const Py_ssize_t* runs, Py_ssize_t nruns, const double* bias, double* out,
-                      const double* gy, const double* pf, Py_ssize_t pf_n, Py_ssize_t pf_step,
-                      const double* pfo, Py_ssize_t ow) noexcept nogil
+                      const double* gy, const double* pf) noexcept nogil
 
 
 def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, b=None):
@@ -275,51 +305,28 @@ def _staging(out, threads, row):
     return np.empty((threads, row), out.dtype) if streamed(out.nbytes, _NT) else None
 
 
-cdef inline bint _reads(const Py_ssize_t[:, :, ::1] rt, const Py_ssize_t[::1] rn, Py_ssize_t r,
-                        Py_ssize_t cell) noexcept nogil:
-    """Whether row ``r``'s taps (evenly spaced cells) read the source row ``cell``."""
-    cdef Py_ssize_t d, step
-    if rn[r] == 0:
-        return False
-    d = cell - rt[r, 0, 0]
-    if rn[r] == 1:
-        return d == 0
-    step = rt[r, 1, 0] - rt[r, 0, 0]
-    return step != 0 and d % step == 0 and 0 <= d // step < rn[r]
-
-
 cdef inline void _dw(Py_ssize_t t, const Py_ssize_t[:, :, ::1] rt, const Py_ssize_t[::1] rn,
                      const floating[:, :, :, ::1] src, const floating* w, floating* g,
                      Py_ssize_t w_row, const Py_ssize_t[:, ::1] runs, const floating* bias,
-                     floating* out, const floating* gy, Py_ssize_t tasks,
-                     Py_ssize_t ow, floating* stage) noexcept nogil:
-    """Task ``t`` < ``tasks``: the output row ``(n, r)`` of ``out`` (or of ``gy``, for the weight
-    gradient; rows of ``ow`` pixels), prefetching the next task's new source rows and its output
-    row (``stage``: the row is computed there, then streamed to ``out``)."""
+                     floating* out, const floating* gy, Py_ssize_t ow,
+                     floating* stage) noexcept nogil:
+    """Task ``t``: the output row ``(n, r)`` of ``out`` (or of ``gy``, for the weight gradient;
+    rows of ``ow`` pixels), prefetching the last source row of the next task; ``stage``: the row
+    is computed there, then streamed to ``out``."""
     cdef Py_ssize_t OH = rt.shape[0], n = t // OH, r = t - n * OH, C = src.shape[3]
-    cdef Py_ssize_t r1 = (t + 1) % OH, n1 = (t + 1) // OH, row = src.shape[2] * C
-    cdef Py_ssize_t pf_n = rn[r1] if t + 1 < tasks else 0, a0 = 0
     cdef const floating* sp = &src[n, 0, 0, 0] if rn[r] else NULL
-    cdef const floating* pf = NULL
-    if n1 == n:   # the rows this task reads are in cache already: a head and a tail of the next's
-        while a0 < pf_n and _reads(rt, rn, r, rt[r1, a0, 0]):
-            a0 += 1
-        while pf_n > a0 and _reads(rt, rn, r, rt[r1, pf_n - 1, 0]):
-            pf_n -= 1
-    pf_n -= a0
-    if pf_n:
-        pf = &src[n1, rt[r1, a0, 0], 0, 0]
-    cdef Py_ssize_t pf_step = (rt[r1, 1, 0] - rt[r1, 0, 0]) * row if pf_n > 1 else 0
-    cdef const floating* pfo = NULL
     cdef floating* o = (stage if stage else out + t * ow * C) if out else NULL
-    if t + 1 < tasks and not stage:
-        pfo = gy + (t + 1) * ow * C if gy else out + (t + 1) * ow * C
+    cdef const floating* d = gy + t * ow * C if gy else NULL
+    cdef Py_ssize_t n1 = (t + 1) // OH, r1 = t + 1 - n1 * OH
+    cdef const floating* pf = NULL
+    if n1 < src.shape[0] and rn[r1]:
+        pf = &src[n1, rt[r1, rn[r1] - 1, 0], 0, 0]
     if floating is float:
-        fc_dw_float(C, rn[r], &rt[r, 0, 0], sp, row, w, g, w_row, &runs[0, 0], runs.shape[0], bias,
-                    o, gy + t * ow * C if gy else NULL, pf, pf_n, pf_step, pfo, ow)
+        fc_dw_float(C, rn[r], &rt[r, 0, 0], sp, src.shape[2] * C, w, g, w_row, &runs[0, 0],
+                    runs.shape[0], bias, o, d, pf)
     else:
-        fc_dw_double(C, rn[r], &rt[r, 0, 0], sp, row, w, g, w_row, &runs[0, 0], runs.shape[0],
-                     bias, o, gy + t * ow * C if gy else NULL, pf, pf_n, pf_step, pfo, ow)
+        fc_dw_double(C, rn[r], &rt[r, 0, 0], sp, src.shape[2] * C, w, g, w_row, &runs[0, 0],
+                     runs.shape[0], bias, o, d, pf)
     if stage:
         fc_stream(<char*>(out + t * ow * C), <const char*>stage, ow * C * sizeof(floating))
 
@@ -347,8 +354,7 @@ def _gather_1(const floating[:, :, :, ::1] src, const floating[:, :, :, ::1] w,
         # each (n, r) owns the row out[n, r]; contiguous blocks of rows share source rows
         for t in prange(tasks, schedule="static", num_threads=threads):
             _dw(t, rt, rn, src, &w[0, 0, 0, 0], NULL, w.shape[1] * w.shape[3], runs, bp,
-                &out[0, 0, 0, 0], NULL, tasks, out.shape[2],
-                st + threadid() * orow if st else NULL)
+                &out[0, 0, 0, 0], NULL, out.shape[2], st + threadid() * orow if st else NULL)
 
 
 def _backward_1(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
@@ -381,12 +387,11 @@ def _backward_1(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
             r = t - n * R
             if gxp and r < H:
                 _dw(n * H + r, rtx, rnx, gy, &w[0, 0, 0, 0], NULL, w.shape[1] * w.shape[3],
-                    runs_x, NULL, gxp, NULL, N * H, x.shape[2],
-                    st + threadid() * xrow if st else NULL)
+                    runs_x, NULL, gxp, NULL, x.shape[2], st + threadid() * xrow if st else NULL)
             if r < OH and gy.shape[2]:
                 _dw(n * OH + r, rt, rn, x, NULL, &parts[threadid(), 0, 0, 0, 0],
-                    parts.shape[2] * x.shape[3], runs, NULL, NULL, &gy[0, 0, 0, 0], N * OH,
-                    gy.shape[2], NULL)
+                    parts.shape[2] * x.shape[3], runs, NULL, NULL, &gy[0, 0, 0, 0], gy.shape[2],
+                    NULL)
                 if bias:
                     add_pixels(&bparts[threadid(), 0], &gy[n, r, 0, 0], gy.shape[2],
                                 gy.shape[3])
