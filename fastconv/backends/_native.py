@@ -22,6 +22,8 @@ Algorithms:
 """
 from concurrent.futures import ThreadPoolExecutor
 
+from fastconv.backends import _recycled
+
 TILE_BYTES = 4 << 20   # the CPU backends' im2col tile
 _pool = {}
 _blas = []   # threadpoolctl's controller of the BLAS libraries, made on first use
@@ -35,11 +37,15 @@ class NativeBackend:
         self.xp = xp
         self.set_num_threads = set_num_threads
 
+    def _output(self, shape, dtype):
+        """A new output array; large host ones recycled once free (``_recycled``)."""
+        return (_recycled.empty if self.xp.__name__ == "numpy" else self.xp.empty)(shape, dtype)
+
     # ---------------------------------------------------------------- convolution
     def conv2d(self, x, w, g, algorithm, b=None, relu=False):
         """The convolution, then its epilogue: ``+ b`` (None: no bias) and ReLU when ``relu``."""
         xp = self.xp
-        y = xp.empty(g.output_shape, x.dtype)
+        y = self._output(g.output_shape, x.dtype)
         if algorithm == "direct":
             self.k.conv_direct.forward(x, w, y, *g.stride_args(), g.groups)
         elif algorithm == "depthwise":
@@ -71,7 +77,7 @@ class NativeBackend:
         gradient's pass over gy where the kernels offer it (a separate pass read 29 MB for
         a third of cifar1's backward: bench/NOTES.md)."""
         xp = self.xp
-        gx = xp.empty(g.input_shape, x.dtype) if need_input_grad else None
+        gx = self._output(g.input_shape, x.dtype) if need_input_grad else None
         gw = xp.empty(w.shape, x.dtype)
         gb = None
         if algorithm == "direct":
@@ -324,7 +330,7 @@ class NativeBackend:
             self.xp.maximum(y, 0, out=y)
 
     def relu_backward(self, gy, y):
-        gx = self.xp.empty_like(gy)
+        gx = self._output(gy.shape, gy.dtype)
         self.k.epilogue.relu_backward(gy, y, gx)
         return gx
 
@@ -332,7 +338,7 @@ class NativeBackend:
         """``x`` times the mask of ``noise_shape`` drawn from ``seed`` (see functional.dropout)."""
         threshold, scale = round(rate * 2**32), x.dtype.type(1 / (1 - rate))
         if noise_shape == x.shape:
-            out = self.xp.empty_like(x)
+            out = self._output(x.shape, x.dtype)
             self.k.epilogue.dropout(x, out, seed, threshold, scale)
             return out
         mask = self.xp.empty(noise_shape, x.dtype)
@@ -343,7 +349,7 @@ class NativeBackend:
     def pool2d(self, mode, x, g, indices=False):
         """The pooled ``y``, or ``(y, offsets)`` for max with ``indices`` (kernel sets that
         have ``pool.max_forward_indices``: the CPU ones)."""
-        y = self.xp.empty(g.output_shape, x.dtype)
+        y = self._output(g.output_shape, x.dtype)
         if indices:
             idx = self.xp.empty(g.output_shape, self.xp.uint8)
             self.k.pool.max_forward_indices(x, y, idx, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl)
@@ -354,7 +360,7 @@ class NativeBackend:
 
     def pool2d_backward(self, mode, gy, x, g, indices=None):
         """The input gradient; for max with ``indices`` (offsets) x's values are not read."""
-        gx = self.xp.empty(g.input_shape, gy.dtype)
+        gx = self._output(g.input_shape, gy.dtype)
         if indices is not None:
             self.k.pool.max_backward_indices(indices, gy, gx, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl)
         elif mode == "max":
