@@ -252,6 +252,14 @@ def winograd_forward(op, x, u, y, t0, T, m, pt, pl, block):
     return t0, T, m, th, tw, pt, pl, block
 
 
+def bias(op, b, y):
+    """The optional bias a kernel adds to its output ``y[..., O]``: None, or ``b[O]`` of y's
+    dtype, C-contiguous, not overlapping y."""
+    if b is not None:
+        arrays(op, {"b": (b, 1)}, {"y": (y, y.ndim)})
+        shape(op, "b", b, (y.shape[-1],))
+
+
 def bias_act(op, y, b):
     """``y`` (any rank >= 1, written in place) and its bias ``b[O]`` or None; returns O."""
     arrays(op, {} if b is None else {"b": (b, 1)}, {"y": (y, np.ndim(y))})

@@ -48,7 +48,8 @@ def test_depthwise_blocks_match_reference(backend, case, dtype, threads):
 
 @pytest.mark.parametrize("backend", [p for p in CPU_BACKEND_PARAMS if p.values[0] != "reference"])
 def test_depthwise_kernels_overwrite_outputs_with_no_real_cell(backend):
-    """An output whose every tap reads padding is zero, whatever the output held before."""
+    """An output whose every tap reads padding is zero, whatever the output held before; the
+    bias gradient still sums such pixels of gy."""
     k = backends.get(backend).k
     x = np.ones((1, 1, 1, 40), np.float32)
     w = np.ones((1, 1, 1, 40), np.float32)
@@ -57,12 +58,13 @@ def test_depthwise_kernels_overwrite_outputs_with_no_real_cell(backend):
     expected = np.zeros_like(y)
     expected[0, 1, 1] = 1
     np.testing.assert_array_equal(y, expected)
-    gx = np.full((1, 5, 5, 40), np.nan, np.float32)
+    gx, gb = np.full((1, 5, 5, 40), np.nan, np.float32), np.full(40, np.nan, np.float32)
     k.depthwise.backward(np.ones((1, 2, 2, 40), np.float32), np.ones((1, 5, 5, 40), np.float32),
-                         w, gx, np.empty_like(w), 3, 3, 1, 1, 1, 1)
+                         w, gx, np.empty_like(w), 3, 3, 1, 1, 1, 1, gb=gb)
     expected = np.zeros_like(gx)
     expected[0, 2, 2] = 1                               # read by gy[0, 1, 1] only
     np.testing.assert_array_equal(gx, expected)
+    np.testing.assert_array_equal(gb, 4)                # every gy pixel, padding-only ones too
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -175,8 +175,8 @@ def _weight_gradient(file, suffix, gy, x, gw, geom, *extra):
 
 
 # ---------------------------------------------------------------- conv_direct
-def _conv_forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups):
-    s = _suffix(x=x, w=w, y=y)
+def _conv_forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups, b=None, relu=False):
+    s = _suffix(x=x, w=w, y=y) if b is None else _suffix(x=x, w=w, y=y, b=b)
     xs, ws, ys = _shape("x", x), _shape("w", w), _shape("y", y)
     o, groups = _conv_channels(xs, ws, ys, groups)
     geom = _geometry(xs, ys[0], ys[1], ys[2], ws[0], ws[1], sh, sw, pt, pl, dil_h, dil_w)
@@ -186,6 +186,7 @@ def _conv_forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups):
         _launch("conv_direct", f"forward_tiled_{s}", tiles, x, w, y, *geom, o, groups)
     else:
         _launch_elements("conv_direct", f"forward_{s}", y.size, x, w, y, *geom, o, groups)
+    bias_act(y, b, relu)
 
 
 def _conv_backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups):

@@ -27,7 +27,6 @@ import numpy as np
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from fc_rows cimport add_pixels
 from libc.string cimport memset
 
 from fastconv.kernels.cython.threads import get_max_threads
@@ -92,11 +91,17 @@ cdef extern from *:
         }                                                                                     \\
         FC_UNROLL for (int p = 0; p < P; p++) *(V*)(o + p * qs + c) = acc[p];                 \\
     }
-    /* the weight gradient of the strip: g[a][t*js] += sum over p of src cell * gy[p*qs] */
+    /* the weight gradient of the strip: g[a][t*js] += sum over p of src cell * gy[p*qs],
+       and gb += sum over p of gy[p*qs] unless gb is NULL */
     #define FC_WEIGHT_BODY(T, V, L)                                                           \\
     for (; c + L <= C; c += L) {                                                              \\
         V acc[3][3], dv[P];                                                                   \\
         FC_UNROLL for (int p = 0; p < P; p++) dv[p] = *(const V*)(gy + p * qs + c);          \\
+        if (gb) {                                                                             \\
+            V sum = *(V*)(gb + c);                                                            \\
+            FC_UNROLL for (int p = 0; p < P; p++) sum += dv[p];                               \\
+            *(V*)(gb + c) = sum;                                                              \\
+        }                                                                                     \\
         FC_UNROLL for (int a = 0; a < RA; a++) {                                              \\
             const T* x = s[a] + off + c;                                                            \\
             FC_UNROLL for (int t = 0; t < CA; t++) acc[a][t] = *(V*)(g[a] + t * js + c);     \\
@@ -116,28 +121,30 @@ cdef extern from *:
     }
 
     /* One run, the RA x CA taps from (0, t0) of the row pointers src, w (g): out (+)= the
-       gather (first: start from the bias, or 0), or, gy given, g += the weight gradient. */
+       gather (first: start from the bias, or 0), or, gy given, g += the weight gradient (and,
+       first, gb += the run's pixels of gy unless gb is NULL). */
     #define FC_PASS(T, V)                                                                     \\
-    FC_INLINE void fc_gather_##T(Py_ssize_t C, const int P, const int RA, const int CA,      \\
-                                 const int slide, int first, const T* const* s,              \\
-                                 Py_ssize_t off, Py_ssize_t cs, Py_ssize_t ts, const T* const* w,            \\
-                                 Py_ssize_t js, const T* bias, T* o, Py_ssize_t qs) {        \\
+    FC_INLINE void fc_gather_##T(Py_ssize_t C, const int P, const int RA, const int CA,       \\
+                                 const int slide, int first, const T* const* s,               \\
+                                 Py_ssize_t off, Py_ssize_t cs, Py_ssize_t ts,                \\
+                                 const T* const* w, Py_ssize_t js, const T* bias, T* o,       \\
+                                 Py_ssize_t qs) {                                             \\
         Py_ssize_t c = 0;                                                                     \\
-        FC_GATHER_BODY(T, V, (Py_ssize_t)(sizeof(V) / sizeof(T)))                                \\
-        FC_GATHER_BODY(T, T, 1)                                                                \\
+        FC_GATHER_BODY(T, V, (Py_ssize_t)(sizeof(V) / sizeof(T)))                             \\
+        FC_GATHER_BODY(T, T, 1)                                                               \\
     }                                                                                         \\
-    FC_INLINE void fc_weight_##T(Py_ssize_t C, const int P, const int RA, const int CA,      \\
-                                 const int slide, const T* const* s, Py_ssize_t off,        \\
-                                 Py_ssize_t cs, Py_ssize_t ts, const T* gy, Py_ssize_t qs, T* const* g,     \\
-                                 Py_ssize_t js) {                                             \\
+    FC_INLINE void fc_weight_##T(Py_ssize_t C, const int P, const int RA, const int CA,       \\
+                                 const int slide, const T* const* s, Py_ssize_t off,          \\
+                                 Py_ssize_t cs, Py_ssize_t ts, const T* gy, Py_ssize_t qs,    \\
+                                 T* const* g, Py_ssize_t js, T* gb) {                         \\
         Py_ssize_t c = 0;                                                                     \\
-        FC_WEIGHT_BODY(T, V, (Py_ssize_t)(sizeof(V) / sizeof(T)))                                \\
-        FC_WEIGHT_BODY(T, T, 1)                                                                \\
+        FC_WEIGHT_BODY(T, V, (Py_ssize_t)(sizeof(V) / sizeof(T)))                             \\
+        FC_WEIGHT_BODY(T, T, 1)                                                               \\
     }                                                                                         \\
     FC_INLINE void fc_pass_##T(Py_ssize_t C, const Py_ssize_t* r, Py_ssize_t t0, const int RA,\\
                                const int CA, int first, const T* const* src,                 \\
                                const T* const* w, const T* bias, T* out, const T* gy,        \\
-                               T* const* g) {                                                 \\
+                               T* const* g, T* gb) {                                          \\
         FC_RUN(r);                                                                            \\
         const T* s[3];                                                                        \\
         const T* wr[3];                                                                       \\
@@ -157,7 +164,7 @@ cdef extern from *:
     #define FC_GATHER(T, P, SLIDE) fc_gather_##T(C, P, RA, CA, SLIDE, first, s, i * cs, cs, ts, \\
                                                  wr, js, bias, out + q0 * C + i * qs, qs)
     #define FC_WEIGHT(T, P, SLIDE) fc_weight_##T(C, P, RA, CA, SLIDE, s, i * cs, cs, ts,       \\
-                                                 gy + q0 * C + i * qs, qs, gr, js)
+                                                 gy + q0 * C + i * qs, qs, gr, js, first ? gb : 0)
     /* the run's pixels from i in strips of 8 and 4 (sliding when cs == ts), then 1 */
     #define FC_STRIPS(T, F) {                                                                 \\
         if (cs == ts)                                                                         \\
@@ -171,7 +178,8 @@ cdef extern from *:
     }
 
     /* One task, M == 1: the output row out (gy == NULL: forward pass or input gradient, out
-       overwritten) or the weight gradient of the output row gy (g: the thread's gw, added to).
+       overwritten) or the weight and bias gradients of the output row gy (g, gb: the thread's
+       gw and gb or NULL, added to).
        Row tap a < nr reads the source row src + rt[2a] * src_row and the weight row
        w (g) + rt[2a + 1] * w_row; the taps in tiles of at most 3 x 3. */
     #define FC_DW(T, V)                                                                       \\
@@ -180,7 +188,7 @@ cdef extern from *:
                                     const T* src, Py_ssize_t src_row, const T* w, T* g,      \\
                                     Py_ssize_t w_row, const Py_ssize_t* runs,                \\
                                     Py_ssize_t nruns, const T* bias, T* out, const T* gy,    \\
-                                    const T* pf) {                                            \\
+                                    T* gb, const T* pf) {                                     \\
         if (pf)                                                                               \\
             for (Py_ssize_t k = 0; k < src_row; k += 64 / sizeof(T))                          \\
                 __builtin_prefetch(pf + k, 0, 2);                                             \\
@@ -193,10 +201,13 @@ cdef extern from *:
             gp[a] = g ? g + rt[2 * a + 1] * w_row : 0;                                        \\
         }                                                                                     \\
         for (const Py_ssize_t* r = runs; r < runs + 9 * nruns; r += 9) {                      \\
-            if (!gy && (nr == 0 || r[8] == 0)) {  /* no real tap: the bias, or 0 */           \\
+            if (nr == 0 || r[8] == 0) {  /* no real tap: out = the bias (or 0); gb still sums */\\
                 for (Py_ssize_t i = 0; i < r[2]; i++)                                         \\
                     for (Py_ssize_t c = 0; c < C; c++)                                        \\
-                        out[(r[0] + i * r[1]) * C + c] = bias ? bias[c] : 0;                  \\
+                        if (!gy)                                                              \\
+                            out[(r[0] + i * r[1]) * C + c] = bias ? bias[c] : 0;              \\
+                        else if (gb)                                                          \\
+                            gb[c] += gy[(r[0] + i * r[1]) * C + c];                           \\
                 continue;                                                                     \\
             }                                                                                 \\
             for (Py_ssize_t a0 = 0; a0 < nr; a0 += 3)                                         \\
@@ -209,7 +220,8 @@ cdef extern from *:
         }                                                                                     \\
     }
     #define FC_CASE(T, RA, CA) case RA * 4 + CA:                                              \\
-        fc_pass_##T(C, r, t0, RA, CA, first, sp + a0, wp + a0, bias, out, gy, gp + a0); break;
+        fc_pass_##T(C, r, t0, RA, CA, first, sp + a0, wp + a0, bias, out, gy, gp + a0, gb);   \\
+        break;
     #define FC_CASES(T) FC_CASE(T, 1, 1) FC_CASE(T, 1, 2) FC_CASE(T, 1, 3)                    \\
         FC_CASE(T, 2, 1) FC_CASE(T, 2, 2) FC_CASE(T, 2, 3)                                    \\
         FC_CASE(T, 3, 1) FC_CASE(T, 3, 2) FC_CASE(T, 3, 3)
@@ -220,11 +232,11 @@ cdef extern from *:
     void fc_dw_float(Py_ssize_t C, Py_ssize_t nr, const Py_ssize_t* rt, const float* src,
                      Py_ssize_t src_row, const float* w, float* g, Py_ssize_t w_row,
                      const Py_ssize_t* runs, Py_ssize_t nruns, const float* bias, float* out,
-                     const float* gy, const float* pf) noexcept nogil
+                     const float* gy, float* gb, const float* pf) noexcept nogil
     void fc_dw_double(Py_ssize_t C, Py_ssize_t nr, const Py_ssize_t* rt, const double* src,
                       Py_ssize_t src_row, const double* w, double* g, Py_ssize_t w_row,
                       const Py_ssize_t* runs, Py_ssize_t nruns, const double* bias, double* out,
-                      const double* gy, const double* pf) noexcept nogil
+                      const double* gy, double* gb, const double* pf) noexcept nogil
 
 
 def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, b=None):
@@ -235,14 +247,10 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, b=None):
     or None.
     """
     op = "depthwise.forward"
-    ins = {"x": (x, 4), "w": (w, 4)}
-    if b is not None:
-        ins["b"] = (b, 1)
-    _checks.arrays(op, ins, {"y": (y, 4)})
+    _checks.arrays(op, {"x": (x, 4), "w": (w, 4)}, {"y": (y, 4)})
     m, (sh, sw, pt, pl, dil_h, dil_w) = _checks.depthwise(op, x, w, y, "x", "y",
                                                           sh, sw, pt, pl, dil_h, dil_w)
-    if b is not None:
-        _checks.shape(op, "b", b, (w.shape[3],))
+    _checks.bias(op, b, y)
     if not y.size:
         return
     rows = _taps(y.shape[1], w.shape[0], sh, pt, dil_h, x.shape[1], False)
@@ -308,10 +316,10 @@ def _staging(out, threads, row):
 cdef inline void _dw(Py_ssize_t t, const Py_ssize_t[:, :, ::1] rt, const Py_ssize_t[::1] rn,
                      const floating[:, :, :, ::1] src, const floating* w, floating* g,
                      Py_ssize_t w_row, const Py_ssize_t[:, ::1] runs, const floating* bias,
-                     floating* out, const floating* gy, Py_ssize_t ow,
+                     floating* out, const floating* gy, floating* gb, Py_ssize_t ow,
                      floating* stage) noexcept nogil:
-    """Task ``t``: the output row ``(n, r)`` of ``out`` (or of ``gy``, for the weight gradient;
-    rows of ``ow`` pixels), prefetching the last source row of the next task; ``stage``: the row
+    """Task ``t``: the output row ``(n, r)`` of ``out`` (or of ``gy``, for the weight and bias
+    gradients; rows of ``ow`` pixels), prefetching the last source row of the next task; ``stage``: the row
     is computed there, then streamed to ``out``."""
     cdef Py_ssize_t OH = rt.shape[0], n = t // OH, r = t - n * OH, C = src.shape[3]
     cdef const floating* sp = &src[n, 0, 0, 0] if rn[r] else NULL
@@ -323,10 +331,10 @@ cdef inline void _dw(Py_ssize_t t, const Py_ssize_t[:, :, ::1] rt, const Py_ssiz
         pf = &src[n1, rt[r1, rn[r1] - 1, 0], 0, 0]
     if floating is float:
         fc_dw_float(C, rn[r], &rt[r, 0, 0], sp, src.shape[2] * C, w, g, w_row, &runs[0, 0],
-                    runs.shape[0], bias, o, d, pf)
+                    runs.shape[0], bias, o, d, gb, pf)
     else:
         fc_dw_double(C, rn[r], &rt[r, 0, 0], sp, src.shape[2] * C, w, g, w_row, &runs[0, 0],
-                     runs.shape[0], bias, o, d, pf)
+                     runs.shape[0], bias, o, d, gb, pf)
     if stage:
         fc_stream(<char*>(out + t * ow * C), <const char*>stage, ow * C * sizeof(floating))
 
@@ -354,7 +362,7 @@ def _gather_1(const floating[:, :, :, ::1] src, const floating[:, :, :, ::1] w,
         # each (n, r) owns the row out[n, r]; contiguous blocks of rows share source rows
         for t in prange(tasks, schedule="static", num_threads=threads):
             _dw(t, rt, rn, src, &w[0, 0, 0, 0], NULL, w.shape[1] * w.shape[3], runs, bp,
-                &out[0, 0, 0, 0], NULL, out.shape[2], st + threadid() * orow if st else NULL)
+                &out[0, 0, 0, 0], NULL, NULL, out.shape[2], st + threadid() * orow if st else NULL)
 
 
 def _backward_1(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
@@ -387,14 +395,12 @@ def _backward_1(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
             r = t - n * R
             if gxp and r < H:
                 _dw(n * H + r, rtx, rnx, gy, &w[0, 0, 0, 0], NULL, w.shape[1] * w.shape[3],
-                    runs_x, NULL, gxp, NULL, x.shape[2], st + threadid() * xrow if st else NULL)
+                    runs_x, NULL, gxp, NULL, NULL, x.shape[2],
+                    st + threadid() * xrow if st else NULL)
             if r < OH and gy.shape[2]:
                 _dw(n * OH + r, rt, rn, x, NULL, &parts[threadid(), 0, 0, 0, 0],
-                    parts.shape[2] * x.shape[3], runs, NULL, NULL, &gy[0, 0, 0, 0], gy.shape[2],
-                    NULL)
-                if bias:
-                    add_pixels(&bparts[threadid(), 0], &gy[n, r, 0, 0], gy.shape[2],
-                                gy.shape[3])
+                    parts.shape[2] * x.shape[3], runs, NULL, NULL, &gy[0, 0, 0, 0],
+                    &bparts[threadid(), 0] if bias else NULL, gy.shape[2], NULL)
 
 
 cdef inline void _madd(Py_ssize_t C, Py_ssize_t M, const floating* a, const floating* b,

@@ -30,19 +30,23 @@ _SERIAL = dict(cache=True, nogil=True, error_model="numpy")
 WIDE = 16   # channels per group below which a side runs vector x vector
 
 
-def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups):
-    """``y[n, oh, ow, o] = sum x[n, oh*sh - pt + i*dil_h, ow*sw - pl + j*dil_w, c] * w[i, j, c', o]``.
+def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups, b=None, relu=False):
+    """``y[n, oh, ow, o] = sum x[n, oh*sh - pt + i*dil_h, ow*sw - pl + j*dil_w, c] * w[i, j, c', o]``
+    (+ ``b[o]``, then ReLU when ``relu``: each row while it is in cache).
 
-    x ``(N, H, W, C)``, w ``(KH, KW, C // groups, O)``, y ``(N, OH, OW, O)`` (overwritten).
+    x ``(N, H, W, C)``, w ``(KH, KW, C // groups, O)``, y ``(N, OH, OW, O)`` (overwritten), b
+    ``(O,)`` or None.
     """
     op = "conv_direct.forward"
     _checks.arrays(op, {"x": (x, 4), "w": (w, 4)}, {"y": (y, 4)})
     sh, sw, pt, pl, dil_h, dil_w, groups = _checks.conv(op, x, w, y, "x", "y", sh, sw, pt, pl,
                                                         dil_h, dil_w, groups)
+    _checks.bias(op, b, y)
     if y.size:
         _forward(x, w, y, *_taps(y.shape[1], w.shape[0], sh, pt, dil_h, x.shape[1], False),
                  *_taps(y.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False), groups,
-                 _slots(w.shape[0], dil_h, x.shape[1]), numba.get_num_threads())
+                 _slots(w.shape[0], dil_h, x.shape[1]), numba.get_num_threads(),
+                 np.empty(0, y.dtype) if b is None else b, b is not None, bool(relu))
 
 
 def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups):
@@ -195,7 +199,7 @@ def _expanded_row(x, n, ih, xe, tags, og, groups):
 
 
 @numba.njit(**_JIT)
-def _forward(x, w, y, rt, rn, ct, cn, groups, slots, threads):
+def _forward(x, w, y, rt, rn, ct, cn, groups, slots, threads, b, bias, relu):
     n_img, h, wd, c = x.shape
     kh, kw, cg, o = w.shape
     oh_n, ow_n = y.shape[1], y.shape[2]
@@ -211,18 +215,14 @@ def _forward(x, w, y, rt, rn, ct, cn, groups, slots, threads):
             n = t // oh_n
             r = t - n * oh_n
             yr = y[n, r]
-            for q in range(ow_n):
+            for q in range(ow_n):   # from the bias (or 0)
                 yq = yr[q]
                 for k in range(o):
-                    yq[k] = 0
+                    yq[k] = b[k] if bias else 0
             mi = rn[r]
-            if mi == 0:
-                continue
             ar = _step(rt, r, mi, 0)
             br = _step(rt, r, mi, 1) * kw * cg * o
-            for a in range(mi):
-                if not expanded:
-                    break
+            for a in range(mi if expanded else 0):
                 e = _expanded_row(x, n, rt[r, a, 0], xe, tags, og, groups).reshape(-1)
                 i = rt[r, a, 1]
                 for q in range(ow_n):
@@ -232,25 +232,30 @@ def _forward(x, w, y, rt, rn, ct, cn, groups, slots, threads):
                         _acc_v(yr[q], o, e, ct[q, 0, 0] * o, wd * o, _step(ct, q, m, 0) * o,
                                wf, (i * kw + ct[q, 0, 1]) * cg * o, o,
                                _step(ct, q, m, 1) * cg * o, cg, m)
-            if expanded:
-                continue
-            x0 = (n * h + rt[r, 0, 0]) * wd * c
-            w0 = rt[r, 0, 1] * kw * cg * o
-            for q in range(ow_n):
-                m = cn[q]
-                if m == 0:
-                    continue
-                cs = _step(ct, q, m, 0)
-                if groups == 1 and cs == 1:
-                    # the taps (j, c) of a row are consecutive in both x and w
-                    _acc_b(yr[q], o, xf, x0 + ct[q, 0, 0] * c, ar * wd * c, 1, wf,
-                           w0 + ct[q, 0, 1] * c * o, br, o, mi, m * c)
-                    continue
-                for b in range(m):
-                    for g in range(groups):
-                        _acc_b(yr[q, g * og:(g + 1) * og], og, xf,
-                               x0 + ct[q, b, 0] * c + g * cg, ar * wd * c, 1, wf,
-                               w0 + ct[q, b, 1] * cg * o + g * og, br, o, mi, cg)
+            if mi and not expanded:
+                x0 = (n * h + rt[r, 0, 0]) * wd * c
+                w0 = rt[r, 0, 1] * kw * cg * o
+                for q in range(ow_n):
+                    m = cn[q]
+                    if m == 0:
+                        continue
+                    cs = _step(ct, q, m, 0)
+                    if groups == 1 and cs == 1:
+                        # the taps (j, c) of a row are consecutive in both x and w
+                        _acc_b(yr[q], o, xf, x0 + ct[q, 0, 0] * c, ar * wd * c, 1, wf,
+                               w0 + ct[q, 0, 1] * c * o, br, o, mi, m * c)
+                        continue
+                    for bb in range(m):
+                        for g in range(groups):
+                            _acc_b(yr[q, g * og:(g + 1) * og], og, xf,
+                                   x0 + ct[q, bb, 0] * c + g * cg, ar * wd * c, 1, wf,
+                                   w0 + ct[q, bb, 1] * cg * o + g * og, br, o, mi, cg)
+            if relu:   # while the row is in cache (NaN stays NaN)
+                for q in range(ow_n):
+                    yq = yr[q]
+                    for k in range(o):
+                        if yq[k] < 0:
+                            yq[k] = 0
 
 
 @numba.njit(**_JIT)

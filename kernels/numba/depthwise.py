@@ -31,13 +31,9 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, b=None):
     """``y[n, oh, ow, c*M + m] = sum_ij x[n, ih, iw, c] * w[i, j, 0, c*M + m]`` (+ ``b[c*M + m]``),
     y overwritten; b ``(C*M,)`` or None."""
     op = "depthwise.forward"
-    ins = {"x": (x, 4), "w": (w, 4)}
-    if b is not None:
-        ins["b"] = (b, 1)
-    _checks.arrays(op, ins, {"y": (y, 4)})
+    _checks.arrays(op, {"x": (x, 4), "w": (w, 4)}, {"y": (y, 4)})
     m, geo = _checks.depthwise(op, x, w, y, "x", "y", sh, sw, pt, pl, dil_h, dil_w)
-    if b is not None:
-        _checks.shape(op, "b", b, (w.shape[3],))
+    _checks.bias(op, b, y)
     bias = np.zeros(w.shape[3], w.dtype) if b is None else b
     if m == 1 and y.size:
         sh, sw, pt, pl, dil_h, dil_w = geo

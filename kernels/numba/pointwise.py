@@ -37,11 +37,9 @@ def forward(x, w, y, sh, sw, groups, b=None, relu=False):
     (overwritten), b ``(O,)`` or None.
     """
     op = "pointwise.forward"
-    ins = {"x": (x, 4), "w": (w, 4)} | ({} if b is None else {"b": (b, 1)})
-    _checks.arrays(op, ins, {"y": (y, 4)})
+    _checks.arrays(op, {"x": (x, 4), "w": (w, 4)}, {"y": (y, 4)})
     sh, sw, groups = _checks.pointwise(op, x, w, y, "x", "y", sh, sw, groups)
-    if b is not None:
-        _checks.shape(op, "b", b, (w.shape[3],))
+    _checks.bias(op, b, y)
     if y.size:
         _run(x, y, _wt(w), np.zeros(w.shape[3], x.dtype) if b is None else b,
              bool(relu), groups, sh, sw, False)
