@@ -4,13 +4,14 @@ Weights are ``w[KH, KW, 1, C*M]``: output channel ``c*M + m`` reads input channe
 (depth multiplier ``M``). ``M == 1`` follows the Cython kernels' tiling (a task is one output
 row; the columns go in runs that share their taps, ``_taps.runs``; taps in tiles of up to
 3x3, a full 3x3 tile summed per pixel in one expression that starts from the bias, other tiles
-added into the output), but each pass runs over all the channels of a pixel: Numba cannot
-keep a channel block's weights in registers, and blocks of channels measured 2-10x slower
-here (the per-pixel views cost more than the arithmetic). :func:`backward` makes both gradients
-in one pass (task ``(n, r)``: the row ``gx[n, r]``, then the weight gradient of the row
-``gy[n, r]``), as in Cython; Numba has no non-temporal stores, so no streamed rows. The
-``M > 1`` kernels first regroup the weights (and gy) by multiplier, ``[..., M, C]``, so that
-their innermost loops are contiguous too. Each kernel compiles on first use.
+added into the output; the channels innermost), one pixel at a time where Cython sums strips
+of 8 pixels in registers: Numba cannot keep such tiles in registers, and blocks of channels
+measured 2-10x slower here (the per-pixel views cost more than the arithmetic).
+:func:`backward` makes both gradients in one pass (task ``(n, r)``: the row ``gx[n, r]``, then
+the weight gradient of the row ``gy[n, r]``), as in Cython; Numba has no non-temporal stores,
+so no streamed rows. The ``M > 1`` kernels first regroup the weights (and gy) by multiplier,
+``[..., M, C]``, so that their innermost loops are contiguous too. Each kernel compiles on first
+use.
 """
 import numba
 import numpy as np
