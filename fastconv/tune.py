@@ -19,6 +19,7 @@ import tracemalloc
 import warnings
 
 from fastconv._config import cache_dir, get_num_threads
+from fastconv.backends import _recycled
 
 TUNED_BACKENDS = ("cython", "numba")
 _state = {"on": os.environ.get("FASTCONV_TUNE", "") not in ("", "0"),
@@ -92,7 +93,9 @@ def _timed(run, algorithm):
 
 
 def workspace_bytes(fn):
-    """Peak bytes NumPy allocates while ``fn()`` runs (any thread) beyond the arrays it returns."""
+    """Peak bytes NumPy allocates while ``fn()`` runs (any thread) beyond the arrays it returns
+    (allocated anew: no output is recycled from an earlier call)."""
+    _recycled.clear()
     tracemalloc.start()
     try:
         out = fn()

@@ -56,3 +56,17 @@ def test_at_most_keep_arrays_stay_allocated(small_bound):
     assert len(_recycled._kept) == _recycled.KEEP
     assert [s for s, _ in _recycled._kept] == [(1 << 15, k + 1)
                                                for k in range(3, 3 + _recycled.KEEP)]
+
+
+
+def test_workspace_bytes_sees_outputs_allocated_anew(small_bound):
+    """``tune.workspace_bytes`` takes a recycled output off the peak only once it is new."""
+    from fastconv.tune import workspace_bytes
+
+    def fn():
+        tmp = np.ones(1 << 14, np.float32)           # 64 KiB of workspace
+        out = _recycled.empty((1 << 16,), np.float32)  # 256 KiB: past the bound
+        out[:] = tmp[0]
+        return out
+    fn()                                             # kept: a next call would recycle it
+    assert 64 << 10 <= workspace_bytes(fn) < 68 << 10

@@ -30,3 +30,8 @@ def empty(shape, dtype):
     while len(_kept) > KEEP:
         del _kept[next(iter(_kept))]
     return a
+
+
+def clear():
+    """Let go of the kept arrays (those still referenced elsewhere live on)."""
+    _kept.clear()
