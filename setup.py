@@ -55,7 +55,6 @@ extensions = [
 setup(
     ext_modules=cythonize(
         extensions,
-        include_path=["kernels/cython"],   # the kernels' shared fc_rows.pxd
         compiler_directives={
             "language_level": 3, "boundscheck": False, "wraparound": False,
             "cdivision": True, "initializedcheck": False,

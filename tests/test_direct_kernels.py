@@ -133,6 +133,39 @@ def test_direct_backward_random_shapes(backend, dtype, seed):
                                err_msg=str(case))
 
 
+LANES_CASES = [  # one group, unit column stride and dilation, few input channels: gx computed
+    # with its pixels in lanes from transposed rows of gy
+    (2, 7, 37, 1, 5, 19, 3, 4, (2, 1), (1, 5), (2, 1), (0, 3)),   # pl > kw, tails, extra columns
+    (1, 6, 8, 1, 2, 8, 2, 2, (1, 1), (0, 3), (1, 1), (1, 6)),     # gy columns past the lanes
+    (3, 5, 3, 1, 1, 12, 3, 1, (1, 1), (2, 0), (1, 1), (0, 0)),    # fewer columns than lanes
+    (1, 9, 70, 1, 4, 33, 3, 3, (1, 1), (1, 1), (1, 1), (0, 0)),   # several column blocks
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", LANES_CASES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_direct_input_gradient_in_lanes(backend, case, dtype, threads):
+    k = backends.get(backend).k.conv_direct
+    rng = np.random.default_rng(sum(case[:8]))
+    x, w, y_shape, args = _case_arrays(case, rng)
+    _, gy, gx_ref, _ = _reference(x, w, y_shape, rng, *args)
+    w, gy = w.astype(dtype), gy.astype(dtype)
+    old = fastconv.get_num_threads()
+    fastconv.set_num_threads(threads)
+    try:
+        outs = [np.full(x.shape, np.nan, dtype) for _ in range(2)]
+        for gx in outs:
+            k.backward_input(gy, w, gx, *args)
+    finally:
+        fastconv.set_num_threads(old)
+    tol = 2e-4 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(outs[0], gx_ref, rtol=tol,
+                               atol=tol * np.sqrt(np.prod(case[5:8])), err_msg=str(case))
+    np.testing.assert_array_equal(outs[0], outs[1])   # the same bits on every call
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_direct_kernels_reject_bad_shapes(backend):
     k = backends.get(backend).k.conv_direct
@@ -190,6 +223,27 @@ def test_direct_kernels_huge_dilation_on_a_small_image(backend):
         assert tags.shape == (2, 4) and xe.shape == (2, 4 * 2 * 5, 6)
     else:
         assert k._slots(2, dh, 4) == 4
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_direct_forward_adds_the_bias_then_relu(backend, case, dtype):
+    """``forward(..., b, relu=True)`` is max(conv + b, 0) whatever y held; NaN stays NaN."""
+    k = backends.get(backend).k.conv_direct
+    rng = np.random.default_rng(sum(case[:8]) + 1)
+    x, w, y_shape, args = _case_arrays(case, rng)
+    x[0, 0, x.shape[2] // 2, 0] = np.nan
+    b = rng.uniform(-1, 1, y_shape[3])
+    expected = np.maximum(_reference(x, w, y_shape, rng, *args)[0] + b, 0)
+    y = np.full(y_shape, np.nan, dtype)
+    k.forward(x.astype(dtype), w.astype(dtype), y, *args, b=b.astype(dtype), relu=True)
+    tol = 2e-4 if dtype == np.float32 else 1e-11
+    terms = np.prod(case[4:8])
+    np.testing.assert_allclose(y, expected, rtol=tol, atol=tol * np.sqrt(terms))
+    assert np.isnan(expected).any() and (expected == 0).any() and (expected > 0).any()
+    with pytest.raises(ValueError, match="b has shape"):
+        k.forward(x.astype(dtype), w.astype(dtype), y, *args, b=b[1:].astype(dtype))
 
 
 @pytest.mark.parametrize("case", CASES)

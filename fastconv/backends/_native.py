@@ -46,8 +46,9 @@ class NativeBackend:
         """The convolution, then its epilogue: ``+ b`` (None: no bias) and ReLU when ``relu``."""
         xp = self.xp
         y = self._output(g.output_shape, x.dtype)
-        if algorithm == "direct":
-            self.k.conv_direct.forward(x, w, y, *g.stride_args(), g.groups)
+        if algorithm == "direct":   # the epilogue on each row while it is in cache
+            self.k.conv_direct.forward(x, w, y, *g.stride_args(), g.groups, b=b, relu=relu)
+            b, relu = None, False
         elif algorithm == "depthwise":
             self.k.depthwise.forward(x, w, y, *g.stride_args(), b=b)    # the bias in its pass
             b = None

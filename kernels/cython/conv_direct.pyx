@@ -12,19 +12,23 @@ bands of rows) per thread. The hot loops are C (GCC vector extensions), compiled
   columns). ``cd_vtile`` is the same with a vector instead of a broadcast scalar.
 - Weight gradient, not expanded: ``cd_gemm``, a GEMM (every tap x output channels) whose
   reduction runs over a band of output rows, in register tiles of 3 taps x 4 vectors (or 6 x 2,
-  6 x 1) kept over all the band's pixels whose taps are all real.
+  6 x 1) kept over all the band's pixels whose taps are all real, prefetching the next band;
+  the bias gradient sums the band in registers (``cd_rowsum``).
 - Few output channels per group (``Og < WIDE``: grouped layers) run "expanded": a row of x is
   copied once per input channel into ``xe[ci, iw, o] = x[iw, (o // Og)*Cg + ci]`` (a per-thread
   cache of the rows an output row needs), so that the tiles run over all O channels at once.
-- Input gradient, few input channels per group (``Cg < WIDE``): ``cd_tdot``, dot products over
-  the taps and the group's output channels, blocks of 3 channels x 4 pixels (2 x 4, 1 x 8)
-  sharing each load of gy and w (``Og >= 8``), or
-  per-channel sums added up per group (``Og < 8``); else broadcast over the input channels.
+- Input gradient, few input channels per group (``Cg < WIDE``), ``Og >= 8``: one group with unit
+  column stride and dilation runs ``cd_xrow``, an input row with its pixels in lanes (register
+  tiles of 3 channels x 4 vectors of columns summed over every tap and output channel) from the
+  rows of gy it reads, transposed once each into a per-thread ring (``cd_trow``) with zero
+  columns either side: no per-cell lane sums and no border cases. Other layouts run
+  ``cd_tdot``, dot products over the taps and the group's output channels, blocks of 3
+  channels x 4 pixels (2 x 4, 1 x 8) sharing each load of gy and w. ``Og < 8``: per-channel
+  sums added up per group; many input channels: broadcast over them.
 - Pixels at the borders and everything else: ``cd_bcast`` / ``cd_dot``, several taps per pass.
 """
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from fc_rows cimport add_pixels
 from libc.string cimport memset
 
 import numpy as np
@@ -163,41 +167,79 @@ cdef extern from *:
     #define CD_TILE(T) CD_TILE_FN(T, cd_tile, CD_BCX, 0) CD_TILE_FN(T, cd_vtile, CD_VCX, 1)
     CD_TILE(float)
     CD_TILE(double)
+    /* res[i] = the sum of the lanes of c[i], i < cnt: float vectors eight at a time by a
+       shuffle tree (pairwise adds, then the two halves), double lane by lane */
+    typedef float cd_vfloat __attribute__((vector_size(32), aligned(sizeof(float))));
+    typedef double cd_vdouble __attribute__((vector_size(32), aligned(sizeof(double))));
+    typedef int cd_vint __attribute__((vector_size(32)));
+    #ifdef __clang__
+    #define CD_SHUF(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+    #else
+    #define CD_SHUF(a, b, ...) __builtin_shuffle(a, b, (cd_vint){__VA_ARGS__})
+    #endif
+    #define CD_HADD(a, b) (CD_SHUF(a, b, 0, 2, 8, 10, 4, 6, 12, 14) +                        \\
+                           CD_SHUF(a, b, 1, 3, 9, 11, 5, 7, 13, 15))
+    static inline __attribute__((always_inline)) void cd_lanes_float(const cd_vfloat* c,
+                                                                      int cnt, float* res) {
+        for (int i = 0; i < cnt; i += 8) {
+            cd_vfloat v[8];
+            for (int j = 0; j < 8; j++) v[j] = i + j < cnt ? c[i + j] : (cd_vfloat){0};
+            cd_vfloat h = CD_HADD(CD_HADD(v[0], v[1]), CD_HADD(v[2], v[3]));
+            cd_vfloat g = CD_HADD(CD_HADD(v[4], v[5]), CD_HADD(v[6], v[7]));
+            cd_vfloat r = CD_SHUF(h, g, 0, 1, 2, 3, 8, 9, 10, 11) +
+                          CD_SHUF(h, g, 4, 5, 6, 7, 12, 13, 14, 15);
+            for (int j = 0; j < 8 && i + j < cnt; j++) res[i + j] = r[j];
+        }
+    }
+    static inline __attribute__((always_inline)) void cd_lanes_double(const cd_vdouble* c,
+                                                                       int cnt, double* res) {
+        for (int i = 0; i < cnt; i++) res[i] = (c[i][0] + c[i][1]) + (c[i][2] + c[i][3]);
+    }
     /* out[p*os + c] = sum over r < mi, t < m, k < n of a[p*as + r*ar + t*at + k] *
        b[c*bc + r*br + t*bs + k] for p < P, c < nc: CB channels x PB pixels of dot products at
-       a time (each load of a and b shared), lanes summed at the end */
+       a time (each load of a and b shared), lanes summed at the end; small blocks keep KU sets
+       of sums over successive vectors of k, so that the FMAs do not wait on each other */
     #define CD_DBLOCK(T, CB, PB)                                                            \\
     static inline __attribute__((always_inline)) void cd_dblock##CB##_##PB##_##T(         \\
             Py_ssize_t n, Py_ssize_t mi, Py_ssize_t m, const T* a, Py_ssize_t as,          \\
             Py_ssize_t ar, Py_ssize_t at, const T* b, Py_ssize_t bc, Py_ssize_t br,        \\
             Py_ssize_t bs, T* out, Py_ssize_t os) {                                         \\
-        typedef T V __attribute__((vector_size(32), aligned(sizeof(T))));                  \\
-        const Py_ssize_t L = 32 / sizeof(T);                                                \\
-        V c[CB][PB];                                                                        \\
-        T s[CB][PB];                                                                        \\
-        for (int u = 0; u < CB; u++)                                                        \\
-            for (int q = 0; q < PB; q++) { c[u][q] = (V){0}; s[u][q] = 0; }                 \\
+        typedef cd_v##T V;                                                                  \\
+        enum { L = 32 / sizeof(T), N = PB * CB, KU = N >= 6 ? 1 : N >= 2 ? 2 : 4 };         \\
+        V c[KU][N];                                                                         \\
+        T s[N], res[N];                                                                     \\
+        for (int i = 0; i < N; i++) {                                                       \\
+            s[i] = 0;                                                                       \\
+            for (int z = 0; z < KU; z++) c[z][i] = (V){0};                                  \\
+        }                                                                                   \\
         for (Py_ssize_t r = 0; r < mi; r++)                                                 \\
             for (Py_ssize_t t = 0; t < m; t++) {                                            \\
                 const T* ap = a + r * ar + t * at;                                          \\
                 const T* bp = b + r * br + t * bs;                                          \\
                 Py_ssize_t k = 0;                                                           \\
+                for (; k + KU * L <= n; k += KU * L)                                        \\
+                    for (int z = 0; z < KU; z++)                                            \\
+                        for (int u = 0; u < CB; u++) {                                      \\
+                            V wv = *(const V*)(bp + u * bc + k + z * L);                    \\
+                            for (int q = 0; q < PB; q++)                                    \\
+                                c[z][q * CB + u] += *(const V*)(ap + q * as + k + z * L) * wv; \\
+                        }                                                                   \\
                 for (; k + L <= n; k += L)                                                  \\
                     for (int u = 0; u < CB; u++) {                                          \\
                         V wv = *(const V*)(bp + u * bc + k);                                \\
                         for (int q = 0; q < PB; q++)                                        \\
-                            c[u][q] += *(const V*)(ap + q * as + k) * wv;                   \\
+                            c[0][q * CB + u] += *(const V*)(ap + q * as + k) * wv;          \\
                     }                                                                       \\
                 for (; k < n; k++)                                                          \\
                     for (int u = 0; u < CB; u++)                                            \\
-                        for (int q = 0; q < PB; q++) s[u][q] += ap[q * as + k] * bp[u * bc + k]; \\
+                        for (int q = 0; q < PB; q++)                                        \\
+                            s[q * CB + u] += ap[q * as + k] * bp[u * bc + k];               \\
             }                                                                               \\
-        for (int u = 0; u < CB; u++)                                                        \\
-            for (int q = 0; q < PB; q++) {                                                  \\
-                T v = s[u][q];                                                              \\
-                for (Py_ssize_t l = 0; l < L; l++) v += c[u][q][l];                         \\
-                out[q * os + u] = v;                                                        \\
-            }                                                                               \\
+        for (int z = 1; z < KU; z++)                                                        \\
+            for (int i = 0; i < N; i++) c[0][i] += c[z][i];                                 \\
+        cd_lanes_##T(c[0], N, res);                                                         \\
+        for (int q = 0; q < PB; q++)                                                        \\
+            for (int u = 0; u < CB; u++) out[q * os + u] = res[q * CB + u] + s[q * CB + u]; \\
     }
     /* the P pixels in blocks of PB, then one by one, for CB channels */
     #define CD_DPIX(T, CB, PB)                                                              \\
@@ -224,14 +266,17 @@ cdef extern from *:
     CD_TDOT(double)
     /* out[t*os + k] += sum over r < R, q < Q of a[r*ar + q*aq + off[t]] * b[r*br + q*bq + k]
        for t < nt, k < n: a GEMM whose reduction runs over R x Q pixels, in register tiles of
-       TB taps (broadcast) x VB vectors of k kept over every pixel */
+       TB taps (broadcast) x VB vectors of k kept over every pixel. Each pixel also prefetches
+       one line of [*pf, pe) (the next band of b, which the hardware prefetchers fetch too late
+       for the first block) and moves *pf on */
     #define CD_GBLOCK(T, TB, VB)                                                            \\
     static inline __attribute__((always_inline)) void cd_gblock##TB##_##VB##_##T(         \\
             Py_ssize_t k, Py_ssize_t R, Py_ssize_t Q, const T* a, Py_ssize_t ar,           \\
             Py_ssize_t aq, const Py_ssize_t* off, const T* b, Py_ssize_t br, Py_ssize_t bq, \\
-            T* out, Py_ssize_t os) {                                                        \\
+            T* out, Py_ssize_t os, const char** pf, const char* pe) {                       \\
         typedef T V __attribute__((vector_size(32), aligned(sizeof(T))));                  \\
         const Py_ssize_t L = 32 / sizeof(T);                                                \\
+        const char* p = *pf;                                                                \\
         V c[TB][VB];                                                                        \\
         Py_ssize_t o[TB];                                                                   \\
         for (int t = 0; t < TB; t++) {                                                      \\
@@ -242,6 +287,7 @@ cdef extern from *:
             for (Py_ssize_t q = 0; q < Q; q++) {                                            \\
                 const T* ap = a + r * ar + q * aq;                                          \\
                 const T* bp = b + r * br + q * bq + k;                                      \\
+                if (p < pe) { __builtin_prefetch(p, 0, 3); p += 64; }                       \\
                 V g[VB];                                                                    \\
                 for (int v = 0; v < VB; v++) g[v] = *(const V*)(bp + v * L);               \\
                 for (int t = 0; t < TB; t++) {                                              \\
@@ -251,10 +297,11 @@ cdef extern from *:
             }                                                                               \\
         for (int t = 0; t < TB; t++)                                                        \\
             for (int v = 0; v < VB; v++) *(V*)(out + t * os + k + v * L) += c[t][v];       \\
+        *pf = p;                                                                            \\
     }
     /* the nt taps in blocks of TB, the rest by a block of their number, for VB vectors at k */
     #define CD_GCALL(T, TB, VB) cd_gblock##TB##_##VB##_##T(k, R, Q, a, ar, aq, off + t, b, br, \\
-                                                         bq, out + t * os, os)
+                                                         bq, out + t * os, os, &pf, pe)
     #define CD_GTAPS(T, VB)                                                                 \\
         { Py_ssize_t t = 0;                                                                 \\
           for (; t + 6 <= nt; t += 6) CD_GCALL(T, 6, VB);                                   \\
@@ -268,8 +315,10 @@ cdef extern from *:
     CD_GBLOCK(T, 3, 4) CD_GBLOCK(T, 2, 4) CD_GBLOCK(T, 1, 4) CD_GBLOCKS(T, 2) CD_GBLOCKS(T, 1) \\
     CD_CLONES static void cd_gemm_##T(Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R,           \\
             Py_ssize_t Q, const T* a, Py_ssize_t ar, Py_ssize_t aq, const Py_ssize_t* off,  \\
-            const T* b, Py_ssize_t br, Py_ssize_t bq, T* out, Py_ssize_t os) {              \\
+            const T* b, Py_ssize_t br, Py_ssize_t bq, T* out, Py_ssize_t os, const char* pf, \\
+            Py_ssize_t pn) {                                                                \\
         const Py_ssize_t L = 32 / sizeof(T);                                                \\
+        const char* pe = pf + pn;                                                           \\
         Py_ssize_t k = 0;                                                                   \\
         for (; k + 4 * L <= n; k += 4 * L) {                                                \\
             Py_ssize_t t = 0;                                                               \\
@@ -294,6 +343,169 @@ cdef extern from *:
     CD_BCAST(double)
     CD_DOT(float)
     CD_DOT(double)
+    /* acc[k] += sum over p < P of src[p*n + k], k < n: four vectors of k summed in registers
+       over all P pixels, then added */
+    #define CD_ROWSUM(T)                                                                    \
+    CD_CLONES static void cd_rowsum_##T(Py_ssize_t P, Py_ssize_t n, const T* src, T* acc) { \
+        typedef cd_v##T V;                                                                  \
+        const Py_ssize_t L = 32 / sizeof(T);                                                \
+        Py_ssize_t k = 0;                                                                   \
+        for (; k + 4 * L <= n; k += 4 * L) {                                                \
+            V c[4] = {{0}};                                                                 \
+            for (Py_ssize_t p = 0; p < P; p++)                                              \
+                for (int v = 0; v < 4; v++) c[v] += *(const V*)(src + p * n + k + v * L);  \
+            for (int v = 0; v < 4; v++) *(V*)(acc + k + v * L) += c[v];                     \
+        }                                                                                   \
+        for (; k < n; k++) {                                                                \
+            T c = 0;                                                                        \
+            for (Py_ssize_t p = 0; p < P; p++) c += src[p * n + k];                         \
+            acc[k] += c;                                                                    \
+        }                                                                                   \
+    }
+    CD_ROWSUM(float)
+    CD_ROWSUM(double)
+    /* the forward's epilogue on n pixels of O channels in cache: y (+)= b (when not NULL), then
+       ReLU when relu (NaN stays NaN) */
+    #define CD_EPILOGUE(T)                                                                  \\
+    CD_CLONES static void cd_epilogue_##T(Py_ssize_t n, Py_ssize_t O, const T* b, int relu, \\
+                                          T* y) {                                           \\
+        for (Py_ssize_t q = 0; q < n; q++, y += O)                                          \\
+            for (Py_ssize_t o = 0; o < O; o++) {                                            \\
+                T v = b ? y[o] + b[o] : y[o];                                               \\
+                y[o] = relu && v < 0 ? 0 : v;                                               \\
+            }                                                                               \\
+    }
+    CD_EPILOGUE(float)
+    CD_EPILOGUE(double)
+    /* dst[o*ld + off + ow] = src[ow*O + o] for ow < OW with 0 <= off + ow < ld, o < O: a row of
+       gy with its pixels in lanes (float: 8 x 8 blocks by shuffles, the last pixels in a block
+       completed by zeros where dst has room for them: its columns past the row are zeros) */
+    static inline __attribute__((always_inline)) void cd_t8x8(const float* s, Py_ssize_t ss,
+                                                               float* d, Py_ssize_t ds) {
+        typedef cd_vfloat V;
+        V r[8], t[8], u[8];
+        for (int i = 0; i < 8; i++) r[i] = *(const V*)(s + i * ss);
+        for (int i = 0; i < 8; i += 2) {
+            t[i] = CD_SHUF(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+            t[i + 1] = CD_SHUF(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+        }
+        for (int i = 0; i < 8; i += 4)
+            for (int h = 0; h < 2; h++) {
+                u[i + 2 * h] = CD_SHUF(t[i + h], t[i + h + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+                u[i + 2 * h + 1] = CD_SHUF(t[i + h], t[i + h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+            }
+        for (int i = 0; i < 4; i++) {
+            *(V*)(d + i * ds) = CD_SHUF(u[i], u[i + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+            *(V*)(d + (i + 4) * ds) = CD_SHUF(u[i], u[i + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+        }
+    }
+    #define CD_TROW(T, BLOCKS)                                                              \\
+    CD_CLONES static void cd_trow_##T(Py_ssize_t OW, Py_ssize_t O, const T* src, T* dst,    \\
+                                      Py_ssize_t ld, Py_ssize_t off) {                      \\
+        Py_ssize_t hi = ld - off < OW ? ld - off : OW, ow = off < 0 ? -off : 0;             \\
+        if (BLOCKS)                                                                         \\
+            for (; ow + 8 <= hi; ow += 8) {                                                 \\
+                Py_ssize_t o = 0;                                                           \\
+                for (; o + 8 <= O; o += 8)                                                  \\
+                    cd_t8x8((const float*)src + ow * O + o, O, (float*)dst + o * ld + off + ow, ld); \\
+                for (; o < O; o++)                                                          \\
+                    for (int p = 0; p < 8; p++) dst[o * ld + off + ow + p] = src[(ow + p) * O + o]; \\
+            }                                                                               \\
+        if (BLOCKS && ow < hi && off + ow + 8 <= ld) {                                      \\
+            Py_ssize_t o = 0;                                                               \\
+            for (; o + 8 <= O; o += 8) {                                                    \\
+                cd_vfloat z[8];                                                             \\
+                for (int p = 0; p < 8; p++)                                                 \\
+                    z[p] = ow + p < hi ? *(const cd_vfloat*)((const float*)src + (ow + p) * O + o) \\
+                                       : (cd_vfloat){0};                                    \\
+                cd_t8x8((const float*)z, 8, (float*)dst + o * ld + off + ow, ld);           \\
+            }                                                                               \\
+            for (; o < O; o++)                                                              \\
+                for (Py_ssize_t p = ow; p < hi; p++) dst[o * ld + off + p] = src[p * O + o]; \\
+            ow = hi;                                                                        \\
+        }                                                                                   \\
+        for (; ow < hi; ow++)                                                               \\
+            for (Py_ssize_t o = 0; o < O; o++) dst[o * ld + off + ow] = src[ow * O + o];    \\
+    }
+    CD_TROW(float, 1)
+    CD_TROW(double, 0)
+    /* res[u*rs + p*L + l] = sum over a < mi, j < KW, o < O of g[sl[a]*gs + o*ld + KW-1-j + p*L
+       + l] * w[tp[a]*wi + (j*C + u)*O + o] for u < CB, p < PV: the input gradient of CB channels
+       x PV vectors of columns, from the rows of gy with their pixels in lanes (g, rows sl[a])
+       and the weights of row taps tp[a]; KU sets of sums over successive o when the tile is
+       small, so that the FMAs do not wait on each other. Each tap also prefetches up to 16
+       lines of [*pf, pe) (the row of gy the next task transposes) and moves *pf on */
+    #define CD_XBLOCK(T, CB, PV)                                                            \\
+    static inline __attribute__((always_inline)) void cd_xblock##CB##_##PV##_##T(         \\
+            Py_ssize_t mi, const T* g, Py_ssize_t gs, const Py_ssize_t* sl, const T* w,    \\
+            Py_ssize_t wi, const Py_ssize_t* tp, Py_ssize_t KW, Py_ssize_t C, Py_ssize_t O, \\
+            Py_ssize_t ld, T* res, Py_ssize_t rs, const char** pf, const char* pe) {        \\
+        typedef cd_v##T V;                                                                  \\
+        enum { L = 32 / sizeof(T), KU = CB * PV >= 8 ? 1 : 2 };                             \\
+        V c[KU][CB][PV];                                                                    \\
+        for (int z = 0; z < KU; z++)                                                        \\
+            for (int u = 0; u < CB; u++)                                                    \\
+                for (int p = 0; p < PV; p++) c[z][u][p] = (V){0};                           \\
+        for (Py_ssize_t a = 0; a < mi; a++)                                                 \\
+            for (Py_ssize_t j = 0; j < KW; j++) {                                           \\
+                const T* gj = g + sl[a] * gs + KW - 1 - j;                                  \\
+                const T* wj = w + tp[a] * wi + j * C * O;                                   \\
+                for (int z = 0; z < 16 && *pf < pe; z++, *pf += 64)                         \\
+                    __builtin_prefetch(*pf, 0, 3);                                          \\
+                Py_ssize_t o = 0;                                                           \\
+                for (; o + KU <= O; o += KU)                                                \\
+                    for (int z = 0; z < KU; z++) {                                          \\
+                        V gv[PV];                                                           \\
+                        for (int p = 0; p < PV; p++) gv[p] = *(const V*)(gj + (o + z) * ld + p * L); \\
+                        for (int u = 0; u < CB; u++) {                                      \\
+                            const T sw = wj[u * O + o + z];                                 \\
+                            for (int p = 0; p < PV; p++) c[z][u][p] += sw * gv[p];          \\
+                        }                                                                   \\
+                    }                                                                       \\
+                for (; o < O; o++)                                                          \\
+                    for (int u = 0; u < CB; u++) {                                          \\
+                        const T sw = wj[u * O + o];                                         \\
+                        for (int p = 0; p < PV; p++)                                        \\
+                            c[0][u][p] += sw * *(const V*)(gj + o * ld + p * L);            \\
+                    }                                                                       \\
+            }                                                                               \\
+        for (int u = 0; u < CB; u++)                                                        \\
+            for (int p = 0; p < PV; p++) {                                                  \\
+                for (int z = 1; z < KU; z++) c[0][u][p] += c[z][u][p];                      \\
+                *(V*)(res + u * rs + p * L) = c[0][u][p];                                   \\
+            }                                                                               \\
+    }
+    /* the Wv vectors of columns in blocks of 4, the rest by a block of their number */
+    #define CD_XCALL(T, CB, PV) cd_xblock##CB##_##PV##_##T(mi, g + v * L, gs, sl, w + u * O, wi, tp, \\
+                                                          KW, C, O, ld, res + u * rs + v * L, rs, \\
+                                                          &pf, pe)
+    #define CD_XCOLS(T, CB)                                                                 \\
+        { Py_ssize_t v = 0;                                                                 \\
+          for (; v + 4 <= Wv; v += 4) CD_XCALL(T, CB, 4);                                   \\
+          switch (Wv - v) {                                                                 \\
+          case 3: CD_XCALL(T, CB, 3); break; case 2: CD_XCALL(T, CB, 2); break;             \\
+          case 1: CD_XCALL(T, CB, 1); break; } }
+    #define CD_XBLOCKS(T, CB) CD_XBLOCK(T, CB, 4) CD_XBLOCK(T, CB, 3) CD_XBLOCK(T, CB, 2)    \\
+                              CD_XBLOCK(T, CB, 1)
+    /* out[q*C + u] = the input gradient of column q < W, channel u < C (cd_xblock), through
+       res (C rows of Wv vectors) */
+    #define CD_XROW(T)                                                                      \\
+    CD_XBLOCKS(T, 3) CD_XBLOCKS(T, 2) CD_XBLOCKS(T, 1)                                      \\
+    CD_CLONES static void cd_xrow_##T(Py_ssize_t mi, const T* g, Py_ssize_t gs,             \\
+            const Py_ssize_t* sl, const T* w, Py_ssize_t wi, const Py_ssize_t* tp,          \\
+            Py_ssize_t KW, Py_ssize_t C, Py_ssize_t O, Py_ssize_t ld, Py_ssize_t W, T* res, \\
+            T* out, const char* pf, Py_ssize_t pn) {                                        \\
+        const Py_ssize_t L = 32 / sizeof(T), Wv = (W + L - 1) / L, rs = Wv * L;             \\
+        const char* pe = pf + pn;                                                           \\
+        Py_ssize_t u = 0;                                                                   \\
+        for (; u + 3 <= C; u += 3) CD_XCOLS(T, 3)                                           \\
+        if (C - u == 2) CD_XCOLS(T, 2)                                                      \\
+        else if (C - u == 1) CD_XCOLS(T, 1)                                                 \\
+        for (Py_ssize_t q = 0; q < W; q++)                                                  \\
+            for (u = 0; u < C; u++) out[q * C + u] = res[u * rs + q];                       \\
+    }
+    CD_XROW(float)
+    CD_XROW(double)
     """
     void cd_bcast_float(Py_ssize_t n, Py_ssize_t m, const float* a, Py_ssize_t a_step,
                         const float* b, Py_ssize_t b_step, float* out) noexcept nogil
@@ -326,14 +538,35 @@ cdef extern from *:
     void fc_stream(char* dst, const char* src, Py_ssize_t n) noexcept nogil
     void cd_gemm_float(Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R, Py_ssize_t Q, const float* a,
                        Py_ssize_t a_r, Py_ssize_t a_q, const Py_ssize_t* off, const float* b,
-                       Py_ssize_t b_r, Py_ssize_t b_q, float* out, Py_ssize_t o_t) noexcept nogil
+                       Py_ssize_t b_r, Py_ssize_t b_q, float* out, Py_ssize_t o_t, const char* pf,
+                       Py_ssize_t pn) noexcept nogil
     void cd_gemm_double(Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R, Py_ssize_t Q, const double* a,
                         Py_ssize_t a_r, Py_ssize_t a_q, const Py_ssize_t* off, const double* b,
-                        Py_ssize_t b_r, Py_ssize_t b_q, double* out, Py_ssize_t o_t) noexcept nogil
+                        Py_ssize_t b_r, Py_ssize_t b_q, double* out, Py_ssize_t o_t,
+                        const char* pf, Py_ssize_t pn) noexcept nogil
     void cd_dot_float(Py_ssize_t n, Py_ssize_t m, const float* a, Py_ssize_t a_step,
                       const float* b, Py_ssize_t b_step, float* out) noexcept nogil
     void cd_dot_double(Py_ssize_t n, Py_ssize_t m, const double* a, Py_ssize_t a_step,
                        const double* b, Py_ssize_t b_step, double* out) noexcept nogil
+    void cd_trow_float(Py_ssize_t OW, Py_ssize_t O, const float* src, float* dst, Py_ssize_t ld,
+                       Py_ssize_t off) noexcept nogil
+    void cd_trow_double(Py_ssize_t OW, Py_ssize_t O, const double* src, double* dst,
+                        Py_ssize_t ld, Py_ssize_t off) noexcept nogil
+    void cd_xrow_float(Py_ssize_t mi, const float* g, Py_ssize_t gs, const Py_ssize_t* sl,
+                       const float* w, Py_ssize_t wi, const Py_ssize_t* tp, Py_ssize_t KW,
+                       Py_ssize_t C, Py_ssize_t O, Py_ssize_t ld, Py_ssize_t W, float* res,
+                       float* out, const char* pf, Py_ssize_t pn) noexcept nogil
+    void cd_xrow_double(Py_ssize_t mi, const double* g, Py_ssize_t gs, const Py_ssize_t* sl,
+                        const double* w, Py_ssize_t wi, const Py_ssize_t* tp, Py_ssize_t KW,
+                        Py_ssize_t C, Py_ssize_t O, Py_ssize_t ld, Py_ssize_t W, double* res,
+                        double* out, const char* pf, Py_ssize_t pn) noexcept nogil
+    void cd_rowsum_float(Py_ssize_t P, Py_ssize_t n, const float* src, float* acc) noexcept nogil
+    void cd_epilogue_float(Py_ssize_t n, Py_ssize_t O, const float* b, int relu,
+                           float* y) noexcept nogil
+    void cd_epilogue_double(Py_ssize_t n, Py_ssize_t O, const double* b, int relu,
+                            double* y) noexcept nogil
+    void cd_rowsum_double(Py_ssize_t P, Py_ssize_t n, const double* src,
+                          double* acc) noexcept nogil
 
 
 cdef inline void _bcast(Py_ssize_t n, Py_ssize_t m, const floating* a, Py_ssize_t a_step,
@@ -378,11 +611,11 @@ cdef inline void _tdot(Py_ssize_t n, Py_ssize_t P, Py_ssize_t nc, Py_ssize_t mi,
 cdef inline void _gemm(Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R, Py_ssize_t Q,
                        const floating* a, Py_ssize_t a_r, Py_ssize_t a_q, const Py_ssize_t* off,
                        const floating* b, Py_ssize_t b_r, Py_ssize_t b_q, floating* out,
-                       Py_ssize_t o_t) noexcept nogil:
+                       Py_ssize_t o_t, const char* pf, Py_ssize_t pn) noexcept nogil:
     if floating is float:
-        cd_gemm_float(n, nt, R, Q, a, a_r, a_q, off, b, b_r, b_q, out, o_t)
+        cd_gemm_float(n, nt, R, Q, a, a_r, a_q, off, b, b_r, b_q, out, o_t, pf, pn)
     else:
-        cd_gemm_double(n, nt, R, Q, a, a_r, a_q, off, b, b_r, b_q, out, o_t)
+        cd_gemm_double(n, nt, R, Q, a, a_r, a_q, off, b, b_r, b_q, out, o_t, pf, pn)
 
 
 cdef inline void _dot(Py_ssize_t n, Py_ssize_t m, const floating* a, Py_ssize_t a_step,
@@ -391,6 +624,32 @@ cdef inline void _dot(Py_ssize_t n, Py_ssize_t m, const floating* a, Py_ssize_t 
         cd_dot_float(n, m, a, a_step, b, b_step, out)
     else:
         cd_dot_double(n, m, a, a_step, b, b_step, out)
+
+
+cdef inline void _trow(Py_ssize_t OW, Py_ssize_t O, const floating* src, floating* dst,
+                       Py_ssize_t ld, Py_ssize_t off) noexcept nogil:
+    if floating is float:
+        cd_trow_float(OW, O, src, dst, ld, off)
+    else:
+        cd_trow_double(OW, O, src, dst, ld, off)
+
+
+cdef inline void _xrow(Py_ssize_t mi, const floating* g, Py_ssize_t gs, const Py_ssize_t* sl,
+                       const floating* w, Py_ssize_t wi, const Py_ssize_t* tp, Py_ssize_t KW,
+                       Py_ssize_t C, Py_ssize_t O, Py_ssize_t ld, Py_ssize_t W, floating* res,
+                       floating* out, const char* pf, Py_ssize_t pn) noexcept nogil:
+    if floating is float:
+        cd_xrow_float(mi, g, gs, sl, w, wi, tp, KW, C, O, ld, W, res, out, pf, pn)
+    else:
+        cd_xrow_double(mi, g, gs, sl, w, wi, tp, KW, C, O, ld, W, res, out, pf, pn)
+
+
+cdef inline void _rowsum(Py_ssize_t P, Py_ssize_t n, const floating* src,
+                         floating* acc) noexcept nogil:
+    if floating is float:
+        cd_rowsum_float(P, n, src, acc)
+    else:
+        cd_rowsum_double(P, n, src, acc)
 
 
 cdef inline void _expand(const floating* xr, Py_ssize_t W, Py_ssize_t C, Py_ssize_t Cg,
@@ -431,16 +690,19 @@ cdef inline Py_ssize_t _step(const Py_ssize_t[:, :, ::1] tab, Py_ssize_t q, Py_s
     return (tab[q, cnt - 1, col] - tab[q, 0, col]) // (cnt - 1) if cnt > 1 else 0
 
 
-def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups):
+def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups, b=None, relu=False):
     """``y[n, oh, ow, o]`` = sum over taps ``(i, j)`` and the group's input channels ``c`` of
-    ``x[n, oh*sh - pt + i*dil_h, ow*sw - pl + j*dil_w, g*Cg + c] * w[i, j, c, o]``.
+    ``x[n, oh*sh - pt + i*dil_h, ow*sw - pl + j*dil_w, g*Cg + c] * w[i, j, c, o]`` (+ ``b[o]``,
+    then ReLU when ``relu``: each row while it is in cache).
 
-    x ``(N, H, W, C)``, w ``(KH, KW, C // groups, O)``, y ``(N, OH, OW, O)`` (overwritten).
+    x ``(N, H, W, C)``, w ``(KH, KW, C // groups, O)``, y ``(N, OH, OW, O)`` (overwritten), b
+    ``(O,)`` or None.
     """
     op = "conv_direct.forward"
     _checks.arrays(op, {"x": (x, 4), "w": (w, 4)}, {"y": (y, 4)})
     sh, sw, pt, pl, dil_h, dil_w, groups = _checks.conv(op, x, w, y, "x", "y", sh, sw, pt, pl,
                                                         dil_h, dil_w, groups)
+    _checks.bias(op, b, y)
     if not y.size:
         return
     threads = max(1, get_max_threads())
@@ -451,7 +713,8 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups):
                      y.dtype)
     _forward(x, w, y, _taps(y.shape[1], w.shape[0], sh, pt, dil_h, x.shape[1], False),
              _taps(y.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False), sw, dil_w, groups,
-             xe, tags, expanded, stage)
+             xe, tags, expanded, stage, np.empty(0, y.dtype) if b is None else b, b is not None,
+             bool(relu))
 
 
 def _row_cache(threads, kh, dil_h, height, width, cg, o, expanded, dtype):
@@ -474,11 +737,23 @@ def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups):
         return
     rows = _taps(gx.shape[1], w.shape[0], sh, pt, dil_h, gy.shape[1], True)
     cols = _taps(gx.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True)
-    if w.shape[2] < WIDE and w.shape[3] // groups >= 8:
-        merged = groups == 1 and sw == 1 and dil_w == 1
-        _backward_input_tdot(gy, w, gx, rows, cols, sw, pl, groups,
-                             np.ascontiguousarray(w[:, ::-1].transpose(0, 2, 1, 3)) if merged
-                             else w, merged)
+    if w.shape[2] < WIDE and w.shape[3] // groups >= 8 and groups == 1 and sw == 1 and dil_w == 1:
+        # per thread: a ring of the rows of gy one input row reads, pixels in lanes, with
+        # KW - 1 zero columns either side (padded to whole vectors); the taps of one row. The
+        # small per-thread arrays end in a spare cache line: two threads writing one line would
+        # make every row wait on the other's writes (2 threads ran 1.35x instead of 1.8x)
+        threads = max(1, get_max_threads())
+        lanes = 32 // gx.itemsize
+        ld = -(-gx.shape[2] // lanes) * lanes + w.shape[1] - 1
+        slots = max(1, min((w.shape[0] - 1) * dil_h + 1, gy.shape[1]))
+        _backward_input_lanes(gy, w, gx, rows, pl,
+                              np.zeros((threads, slots, gy.shape[3], ld), gx.dtype),
+                              np.full((threads, slots + 8), -1, np.intp),
+                              np.empty((threads, gx.shape[3] * (ld - w.shape[1] + 1) + 16),
+                                       gx.dtype),
+                              np.empty((threads, 2, w.shape[0] + 8), np.intp))
+    elif w.shape[2] < WIDE and w.shape[3] // groups >= 8:
+        _backward_input_tdot(gy, w, gx, rows, cols, sw, groups)
     elif w.shape[2] < WIDE:
         acc = np.empty((max(1, get_max_threads()), w.shape[2], w.shape[3]), gx.dtype)
         _backward_input_dot(gy, w, gx, rows, cols, groups, acc)
@@ -501,7 +776,7 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups, gb=None):
     threads = max(1, get_max_threads())
     parts = np.zeros((threads,) + gw.shape, gw.dtype)
     bias = _checks.bias_grad(op, gb, gy)
-    bparts = np.zeros((threads, gy.shape[3] if bias else 0), gw.dtype)
+    bparts = np.zeros((threads, gy.shape[3] + 16 if bias else 0), gw.dtype)   # + a spare line
     if gy.size and x.size:
         expanded = gw.shape[3] // groups < WIDE
         xe, tags = _row_cache(threads, gw.shape[0], dil_h, x.shape[1], x.shape[2], gw.shape[2],
@@ -513,7 +788,7 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups, gb=None):
                          bparts, bias)
     np.sum(parts, axis=0, out=gw)
     if bias:
-        np.sum(bparts, axis=0, out=gb)
+        np.sum(bparts[:, :gy.shape[3]], axis=0, out=gb)
 
 
 def _band(oh, ow, o, itemsize):
@@ -526,9 +801,10 @@ def _band(oh, ow, o, itemsize):
 def _forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
              floating[:, :, :, ::1] y, rows, cols, Py_ssize_t sw, Py_ssize_t dil_w,
              Py_ssize_t groups, floating[:, :, ::1] xe, Py_ssize_t[:, ::1] tags, bint expanded,
-             floating[:, ::1] stage):
+             floating[:, ::1] stage, const floating[::1] b, bint bias, bint relu):
     """Task ``(n, r)`` computes the output row ``y[n, r]``, in its thread's row of ``stage``
-    when that has any (then streams it to y), else in place."""
+    when that has any (then streams it to y), else in place; then its epilogue (``b`` when
+    ``bias``, ReLU when ``relu``) while the row is in cache."""
     cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
     cdef const Py_ssize_t[::1] rn = rows[1]
     cdef const Py_ssize_t[:, :, ::1] ct = cols[0]
@@ -579,6 +855,11 @@ def _forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                 # broadcast: columns [q0, q1) in register tiles over every row tap at once (y
                 # written once), the others tap by tap
                 _broadcast_row(x, w, yr, n, r, rt, ct, cn, mi, q0, q1, sw, dil_w, groups)
+            if bias or relu:
+                if floating is float:
+                    cd_epilogue_float(OW, O, &b[0] if bias else NULL, relu, yr)
+                else:
+                    cd_epilogue_double(OW, O, &b[0] if bias else NULL, relu, yr)
             if stage.shape[0]:
                 fc_stream(<char*>&y[n, r, 0, 0], <const char*>yr, OW * O * sizeof(floating))
 
@@ -617,14 +898,56 @@ cdef void _broadcast_row(const floating[:, :, :, ::1] x, const floating[:, :, :,
                            yr + q * O + g * Og)
 
 
+def _backward_input_lanes(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
+                          floating[:, :, :, ::1] gx, rows, Py_ssize_t pl,
+                          floating[:, :, :, ::1] gt, Py_ssize_t[:, ::1] tags,
+                          floating[:, ::1] res, Py_ssize_t[:, :, ::1] tab):
+    """Few input channels, one group, unit column stride and dilation: task ``(n, r)`` computes
+    the input row ``gx[n, r]`` with its pixels in lanes (``cd_xrow``: register tiles of
+    channels x vectors of columns, summed over every tap and output channel), from its rows of
+    gy transposed into the thread's ring ``gt[tid, slot, o, KW - 1 - pl + ow]`` (``tags``: the
+    row ``n*OH + oh`` each slot holds, -1: none); no per-cell lane sums, no border cases."""
+    cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
+    cdef const Py_ssize_t[::1] rn = rows[1]
+    cdef Py_ssize_t H = gx.shape[1], W = gx.shape[2], C = gx.shape[3], KW = w.shape[1]
+    cdef Py_ssize_t O = w.shape[3], OH = gy.shape[1], OW = gy.shape[2], ld = gt.shape[3]
+    cdef Py_ssize_t slots = gt.shape[1], t, n, r, a, key, slot, tid, pn
+    cdef const char* pf
+    with nogil:
+        # gather: each (n, r) owns the input row gx[n, r]
+        for t in prange(gx.shape[0] * H, schedule="static", num_threads=gt.shape[0]):
+            n = t // H
+            r = t - n * H
+            tid = threadid()
+            if rn[r] == 0:
+                memset(&gx[n, r, 0, 0], 0, W * C * sizeof(floating))
+                continue
+            for a in range(rn[r]):
+                key = n * OH + rt[r, a, 0]
+                slot = key % slots
+                tab[tid, 0, a] = slot
+                tab[tid, 1, a] = rt[r, a, 1]
+                if tags[tid, slot] != key:
+                    _trow(OW, O, &gy[n, rt[r, a, 0], 0, 0], &gt[tid, slot, 0, 0], ld, KW - 1 - pl)
+                    tags[tid, slot] = key
+            # the next task's first row tap (its highest row of gy), unless in the ring
+            pf = NULL
+            pn = 0
+            if t + 1 < gx.shape[0] * H and rn[(t + 1) % H]:
+                key = ((t + 1) // H) * OH + rt[(t + 1) % H, 0, 0]
+                if tags[tid, key % slots] != key:
+                    pf = <const char*>&gy[(t + 1) // H, rt[(t + 1) % H, 0, 0], 0, 0]
+                    pn = OW * O * sizeof(floating)
+            _xrow(rn[r], &gt[tid, 0, 0, 0], O * ld, &tab[tid, 0, 0], &w[0, 0, 0, 0], KW * C * O,
+                  &tab[tid, 1, 0], KW, C, O, ld, W, &res[tid, 0], &gx[n, r, 0, 0], pf, pn)
+
+
 def _backward_input_tdot(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
-                         floating[:, :, :, ::1] gx, rows, cols, Py_ssize_t sw, Py_ssize_t pl,
-                         Py_ssize_t groups, const floating[:, :, :, ::1] wm, bint merged):
+                         floating[:, :, :, ::1] gx, rows, cols, Py_ssize_t sw,
+                         Py_ssize_t groups):
     """Few input channels per group, many output channels: each ``gx`` cell is a dot product
     over the taps and the group's output channels, blocks of cells of a row (stride 1) x input
-    channels at a time. ``merged`` (one group, unit stride and column dilation): the columns
-    whose taps are all real run one dot product of ``KW*O`` per row tap, over ``wm[i, c, KW-1-j,
-    o] = w[i, j, c, o]`` and the consecutive cells of gy."""
+    channels at a time."""
     cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
     cdef const Py_ssize_t[::1] rn = rows[1]
     cdef const Py_ssize_t[:, :, ::1] ct = cols[0]
@@ -655,9 +978,6 @@ def _backward_input_tdot(const floating[:, :, :, ::1] gy, const floating[:, :, :
                 P = q1 - q0 if q == q0 and q0 < q1 else 1
                 if m == 0:
                     memset(&gx[n, r, q, 0], 0, C * sizeof(floating))
-                elif merged and q0 <= q < q1:
-                    _tdot(KW * O, P, Cg, mi, 1, &gy[n, rt[r, 0, 0], q + pl - KW + 1, 0], O, ar, 0,
-                          &wm[rt[r, 0, 1], 0, 0, 0], KW * O, br, 0, &gx[n, r, q, 0], C)
                 else:
                     for g in range(groups):
                         _tdot(Og, P, Cg, mi, m, &gy[n, rt[r, 0, 0], ct[q, 0, 0], g * Og], O, ar,
@@ -751,7 +1071,8 @@ def _backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::
     cdef Py_ssize_t KW = parts.shape[2], Cg = parts.shape[3], O = parts.shape[4]
     cdef Py_ssize_t OH = gy.shape[1], OW = gy.shape[2], Og = O // groups
     cdef Py_ssize_t u, n, r, r0, r1, s0, s1, a, i, ih, j, ci, g, lo, hi, tid, part
-    cdef Py_ssize_t lo_all = 0, hi_all, nb
+    cdef Py_ssize_t lo_all = 0, hi_all, nb, pr, pn
+    cdef const char* pf = NULL
     cdef bint merged = not expanded and groups == 1 and dil_w == 1, gemm, full
     cdef floating* e = NULL
     cdef floating* ec
@@ -765,6 +1086,8 @@ def _backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::
         lo_all = max(lo_all, lo)
     hi_all = min([reach[j, 1] for j in range(KW)])
     gemm = not expanded and lo_all < hi_all
+    # the GEMM's rows leave nothing to do unless a tap reaches columns outside [lo_all, hi_all)
+    cdef bint edges = any(reach[j, 0] < lo_all or reach[j, 1] > hi_all for j in range(KW))
     # the taps (i, j, c) of the GEMM: offsets in x from the band's first tap, rows in gw
     cdef Py_ssize_t[::1] off = np.array([(i * dil_h * W + j * dil_w) * C + ci for i in range(KH)
                                          for j in range(KW) for ci in range(Cg)] or [0], np.intp)
@@ -783,13 +1106,21 @@ def _backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::
             while s1 < r1 and rn[s1] == KH:
                 s1 = s1 + 1
             if gemm and s0 < s1:
+                # the next band's gy, prefetched by the first group's GEMM
+                pn = 0
+                if u + 1 < gy.shape[0] * nb:
+                    pr = ((u + 1) % nb) * band
+                    pf = <const char*>&gy[(u + 1) // nb, pr, 0, 0]
+                    pn = min(band, OH - pr) * OW * O * sizeof(floating)
                 for g in range(groups):
                     _gemm(Og, KH * KW * Cg, s1 - s0, hi_all - lo_all,
                           &x[n, s0 * sh - pt, lo_all * sw - pl, g * Cg], sh * W * C, sw * C,
                           &off[0], &gy[n, s0, lo_all, g * Og], OW * O, O,
-                          &parts[tid, 0, 0, 0, g * Og], O)
+                          &parts[tid, 0, 0, 0, g * Og], O, pf, 0 if g else pn)
             for r in range(r0, r1):
                 full = gemm and s0 <= r < s1
+                if full and not edges:
+                    continue
                 for a in range(rn[r]):
                     ih = rt[r, a, 0]
                     i = rt[r, a, 1]
@@ -839,4 +1170,4 @@ def _backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::
                                           sw * C, &gy[n, r, lo, g * Og], 0, O,
                                           &parts[tid, i, j, 0, g * Og], O, True)
             if bias:  # the band's gy, in cache
-                add_pixels(&bparts[tid, 0], &gy[n, r0, 0, 0], (r1 - r0) * OW, O)
+                _rowsum((r1 - r0) * OW, O, &gy[n, r0, 0, 0], &bparts[tid, 0])
