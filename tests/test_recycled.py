@@ -35,11 +35,20 @@ def test_outputs_held_anywhere_are_never_reused(backend, small_bound):
     y3 = conv(2 * x)
     assert not np.shares_memory(view, y3)
     np.testing.assert_array_equal(view, kept[1:3])
-    data = y3.ctypes.data
+    data = {y2.ctypes.data, y3.ctypes.data}
     del y3, y2
-    y4 = conv(x)                         # nothing holds the last one: its memory comes back
-    assert y4.ctypes.data == data
+    y4 = conv(x)                         # nothing holds the last two: their memory comes back
+    assert y4.ctypes.data in data
     np.testing.assert_allclose(y4, kept, rtol=0, atol=0)
+
+
+def test_a_loop_holding_its_last_result_recycles_two_buffers(small_bound):
+    seen = set()
+    y = None
+    for _ in range(6):
+        y = _recycled.empty((1 << 15,), np.float32)   # the last y is held while this runs
+        seen.add(y.ctypes.data)
+    assert len(seen) == 2
 
 
 def test_only_arrays_past_the_bound_are_kept(small_bound):
@@ -48,6 +57,8 @@ def test_only_arrays_past_the_bound_are_kept(small_bound):
     assert not _recycled._kept                  # under the bound: a plain new array
     b = _recycled.empty((1 << 15,), np.float32)  # 128 KiB: kept
     assert b.dtype == np.float32 and list(_recycled._kept) == [((1 << 15,), np.float32)]
+    [kept] = _recycled._kept[(1 << 15,), np.dtype(np.float32)]
+    assert kept is b
 
 
 def test_at_most_keep_arrays_stay_allocated(small_bound):

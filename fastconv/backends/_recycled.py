@@ -2,9 +2,10 @@
 
 From ``FRESH`` bytes on, glibc maps fresh pages for every array, and the kernel zeroes each page
 on its first touch: a 44 MB output cost 5.7 ms of page faults on top of a 3.9 ms fill here
-(bench/NOTES.md). So an output that large is taken from the last array of its shape and dtype
-if no one references that array any more (its data could be seen by no one), as CuPy's memory
-pool does on the GPU. The last ``KEEP`` such arrays stay allocated between calls.
+(bench/NOTES.md). So an output that large is taken from the arrays of its shape and dtype that
+no one references any more (their data can be seen by no one), as CuPy's memory pool does on
+the GPU. ``PER_KIND`` arrays of each of the last ``KEEP`` kinds stay allocated between calls:
+a loop ``y = f(x)`` still holds the last result while ``f`` makes the next one.
 """
 import sys
 
@@ -12,8 +13,8 @@ import numpy as np
 
 from fastconv.kernels._stream import FRESH
 
-KEEP = 4
-_kept = {}   # (shape, dtype) -> the last array of that kind, oldest first
+KEEP, PER_KIND = 4, 2
+_kept = {}   # (shape, dtype) -> the last arrays of that kind; least recently used kind first
 
 
 def empty(shape, dtype):
@@ -23,10 +24,14 @@ def empty(shape, dtype):
     if int(np.prod(shape)) * dtype.itemsize < FRESH:
         return np.empty(shape, dtype)
     key = (shape, dtype)
-    a = _kept.pop(key, None)
-    if a is None or sys.getrefcount(a) > 2:   # held elsewhere (references: a, the argument)
+    kept = _kept.pop(key, [])
+    for a in kept:
+        if sys.getrefcount(a) == 3:   # held by kept, a and the argument only
+            break
+    else:
         a = np.empty(shape, dtype)
-    _kept[key] = a
+        kept = (kept + [a])[-PER_KIND:]
+    _kept[key] = kept
     while len(_kept) > KEEP:
         del _kept[next(iter(_kept))]
     return a
