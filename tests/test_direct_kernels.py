@@ -264,3 +264,50 @@ def test_direct_forward_streamed_rows_are_the_same_bits(backend, case, monkeypat
         outs.append(y)
     np.testing.assert_array_equal(outs[1], outs[0])
     assert not np.isnan(outs[1]).any()
+
+
+def _at_offset(a, k):
+    """A copy of ``a`` starting ``k`` items past a 64-byte boundary."""
+    buf = np.empty(a.size + 64 // a.itemsize + k, a.dtype)
+    s = (-buf.ctypes.data % 64) // a.itemsize + k
+    out = buf[s:s + a.size].reshape(a.shape)
+    out[...] = a
+    return out
+
+
+GEMM_CASES = [  # the weight gradient's GEMM from gy in place (aligned) or from a copy
+    (2, 10, 13, 1, 3, 64, 3, 3, (1, 1), (0, 0), (1, 1), (0, 0)),      # cifar1-like: bias copied
+    (3, 12, 11, 1, 1, 32, 3, 3, (1, 1), (0, 0), (1, 1), (0, 0)),      # mnist1-like
+    (2, 11, 30, 1, 3, 64, 3, 3, (1, 1), (1, 1), (1, 1), (0, 0)),      # padded: bias from gy
+    (1, 13, 41, 2, 5, 20, 3, 2, (2, 1), (2, 1), (1, 2), (0, 0)),      # groups of 20: copied
+    (2, 9, 17, 2, 3, 24, 2, 3, (1, 2), (0, 0), (2, 1), (0, 0)),       # groups of whole vectors
+]
+
+
+@pytest.mark.parametrize("offset", [0, 1, 4, 8])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", GEMM_CASES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_direct_weight_gradient_any_alignment(backend, case, dtype, offset):
+    k = backends.get(backend).k.conv_direct
+    rng = np.random.default_rng(sum(case[:8]) + offset)
+    x, w, y_shape, args = _case_arrays(case, rng)
+    n, oh, ow, _ = y_shape
+    _, gy, _, gw_ref = _reference(x, w, y_shape, rng, *args)
+    x, gy = x.astype(dtype), _at_offset(gy.astype(dtype), offset)
+    old = fastconv.get_num_threads()
+    fastconv.set_num_threads(2)
+    try:
+        outs = [(np.full(w.shape, np.nan, dtype), np.full(gy.shape[3], np.nan, dtype))
+                for _ in range(2)]
+        for gw, gb in outs:
+            k.backward_weight(gy, x, gw, *args, gb=gb)
+    finally:
+        fastconv.set_num_threads(old)
+    tol = 2e-4 if dtype == np.float32 else 1e-11
+    atol = tol * np.sqrt(n * oh * ow)
+    np.testing.assert_allclose(outs[0][0], gw_ref, rtol=tol, atol=atol, err_msg=str(case))
+    np.testing.assert_allclose(outs[0][1], gy.astype(np.float64).sum(axis=(0, 1, 2)), rtol=tol,
+                               atol=atol, err_msg=str(case))
+    for a, b in zip(outs[0], outs[1]):
+        np.testing.assert_array_equal(a, b)   # the same bits on every call
