@@ -191,6 +191,50 @@ def test_depthwise_kernels_on_random_geometries(backend, dtype, stream, monkeypa
         np.testing.assert_array_equal(gw2, gw)
 
 
+PAIR_CASES = [  # kh, stride, padding (rows), dilation, h: rows paired (stride == dilation),
+    (3, 1, (1, 1), 1, 12),   # the weight gradients of two output rows at a time, edges single
+    (3, 2, (2, 1), 2, 15),
+    (2, 1, (0, 1), 1, 7),
+    (1, 1, (0, 0), 1, 5),    # one row tap
+    (3, 1, (0, 0), 2, 11),   # stride != dilation: never paired
+    (5, 1, (2, 2), 1, 9),    # taller than a tile: never paired
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", PAIR_CASES)
+@pytest.mark.parametrize("backend", KERNEL_BACKENDS)
+def test_depthwise_weight_gradient_of_row_pairs(backend, case, dtype, threads):
+    """gw and gb (with and without gx) against the float64 reference where the rows' weight
+    gradients run in pairs, across images, channel tails and odd row counts."""
+    kh, s, pad, d, h = case
+    k = backends.get(backend).k.depthwise
+    rng = np.random.default_rng(kh * 31 + h)
+    xs, ws = (3, h, 11, 21), (kh, 3, 1, 21)
+    args = dict(strides=(s, 1), padding=(pad, (1, 1)), dilation=(d, 1), groups=21)
+    x, w = random_array(rng, xs, dtype), random_array(rng, ws, dtype)
+    g = make_geometry(xs, ws[:2], ws[3], xs[3], args["strides"], args["padding"],
+                      args["dilation"])
+    gy = random_array(rng, g.output_shape, dtype)
+    g_ref = reference("conv2d_backward", gy, x, w, **args)
+    old = fastconv.get_num_threads()
+    fastconv.set_num_threads(threads)
+    try:
+        gx, gw = np.full(xs, np.nan, dtype), np.full(ws, np.nan, dtype)
+        gb = np.full(21, np.nan, dtype)
+        k.backward(gy, x, w, gx, gw, *g.stride_args(), gb=gb)
+        gw2 = np.full(ws, np.nan, dtype)
+        k.backward(gy, x, w, None, gw2, *g.stride_args())
+    finally:
+        fastconv.set_num_threads(old)
+    terms = gy[..., 0].size
+    assert_close(gx, g_ref.dx, dtype, kh * 3)
+    assert_close(gw, g_ref.dw, dtype, terms)
+    assert_close(gb, gy.astype(np.float64).sum(axis=(0, 1, 2)), dtype, terms)
+    np.testing.assert_array_equal(gw2, gw)
+
+
 @pytest.mark.parametrize("backend", KERNEL_BACKENDS)
 def test_depthwise_backward_is_deterministic(backend):
     """The per-thread weight gradients are summed in a fixed order: the same bits every call."""

@@ -783,10 +783,10 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups, b=None, relu=False):
 
 
 def _row_cache(threads, kh, dil_h, height, width, cg, o, expanded, dtype):
-    """Per thread, ``(kh - 1)*dil_h + 1`` expanded rows ``[Cg, W, O]`` (none unless ``expanded``) and their
-    tags (-1: empty). No more than the ``height`` rows of an image (a huge dilation must not
-    allocate rows that do not exist; each row is used as soon as it is fetched, so fewer slots
-    only cost reuse)."""
+    """Per thread, ``(kh - 1)*dil_h + 1`` expanded rows ``[Cg, W, O]`` (none unless
+    ``expanded``) and their tags (-1: empty). No more than the ``height`` rows of an image (a
+    huge dilation must not allocate rows that do not exist; each row is used as soon as it is
+    fetched, so fewer slots only cost reuse)."""
     slots = max(1, min((kh - 1) * dil_h + 1, height)) if expanded else 1
     return (np.empty((threads, slots * cg * width if expanded else 0, o), dtype),
             np.full((threads, slots), -1, np.intp))
@@ -1197,7 +1197,7 @@ def _backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::
                               O, pk, ld, &bparts[tid, g * Og] if summed else NULL)
                     _gemm(Og, KH * KW * Cg, s1 - s0, hi_all - lo_all,
                           &x[n, s0 * sh - pt, lo_all * sw - pl, g * Cg], sh * W * C, sw * C,
-                          &off[0], pk if copied else &gy[n, s0, lo_all, g * Og],
+                          &off[0], <const floating*>pk if copied else &gy[n, s0, lo_all, g * Og],
                           (hi_all - lo_all) * ld if copied else OW * O, ld if copied else O,
                           &parts[tid, 0, 0, 0, g * Og], O, pf, 0 if g else pn)
             for r in range(r0, r1):

@@ -13,12 +13,15 @@ its pixels sum their (up to 3x3) taps in registers, from the bias, and store onc
 run's pixel step equals its tap step (stride == dilation), each source cell of the strip is
 loaded once for all the pixels that read it. Every pointer walks a contiguous row, which the
 hardware prefetchers follow; the next task's new source row is prefetched into L2. The weight
-gradient runs the same strips, each tap's sum over the strip's pixels added to the thread's
-``gw``. An output of at least ``_NT`` bytes (more than stays in cache; below
+gradient walks a whole run per channel vector, its (up to 3x3) tap sums in registers from the
+thread's ``gw`` and back, the pixels in order; where two output rows' taps differ by one source
+row (stride == dilation, at most 3 row taps), they run as a pair, each source cell loaded once
+for both. An output of at least ``_NT`` bytes (more than stays in cache; below
 ``kernels/_stream.py``'s bound) is computed row by row in a per-thread buffer, then streamed to
 memory by non-temporal stores: no read of the output's lines before they are written.
 :func:`backward` makes both gradients in one pass: task ``(n, r)`` computes the row
-``gx[n, r]`` and the weight gradient of the row ``gy[n, r]`` while gy's rows are in cache. With
+``gx[n, r]`` and the weight gradient of the row ``gy[n, r]`` (and ``gy[n, r + 1]`` for a pair,
+``r`` even) while gy's rows are in cache. With
 GCC on x86-64 these kernels are compiled twice, for AVX2+FMA (chosen at run time when the CPU
 has them) and for the build's baseline (SSE2 unless ``FASTCONV_NATIVE=1``). ``M > 1`` runs
 plain loops.
@@ -55,13 +58,16 @@ cdef extern from *:
     typedef float fc_vf __attribute__((vector_size(32), aligned(4), may_alias));
     typedef double fc_vd __attribute__((vector_size(32), aligned(8), may_alias));
     #define FC_MIN(a, b) ((a) < (b) ? (a) : (b))
+    /* the weight gradient prefetches its source cells this many elements (2 lines of floats)
+       ahead: its strided walk is one the hardware prefetchers miss */
+    #define FC_PF 32
     #include "fc_stream.h"
 
     /* A run (kernels/_taps.py): pixels q = q0 + i*qs (i < nq) of the output row out, pixel i
        reading the cells cell0 + i*cs + t*ts of the source rows, t < ntaps, taps tap0 + t*js
        (steps in elements). */
-    #define FC_RUN(r) Py_ssize_t q0 = r[0], qs = r[1] * C, nq = r[2], cell0 = r[3], cs = r[4] * C, \\
-        tap0 = r[5], js = r[6] * C, ts = r[7] * C
+    #define FC_RUN(r) Py_ssize_t q0 = r[0], qs = r[1] * C, nq = r[2], cell0 = r[3],          \\
+        cs = r[4] * C, tap0 = r[5], js = r[6] * C, ts = r[7] * C
 
     /* A strip of P pixels of a run, every channel: L at a time (a vector V, then scalars T),
        the channels innermost, so every pointer walks a contiguous row. The source cell of
@@ -75,7 +81,7 @@ cdef extern from *:
         FC_UNROLL for (int p = 0; p < P; p++) acc[p] = first ? b0 : *(V*)(o + p * qs + c);   \\
         FC_UNROLL for (int a = 0; a < RA; a++) {                                              \\
             V wv[3];                                                                          \\
-            const T* x = s[a] + off + c;                                                            \\
+            const T* x = s[a] + off + c;                                                      \\
             FC_UNROLL for (int t = 0; t < CA; t++) wv[t] = *(const V*)(w[a] + t * js + c);   \\
             if (slide) {                                                                      \\
                 FC_UNROLL for (int k = 0; k < P + CA - 1; k++) {                              \\
@@ -91,33 +97,36 @@ cdef extern from *:
         }                                                                                     \\
         FC_UNROLL for (int p = 0; p < P; p++) *(V*)(o + p * qs + c) = acc[p];                 \\
     }
-    /* the weight gradient of the strip: g[a][t*js] += sum over p of src cell * gy[p*qs],
-       and gb += sum over p of gy[p*qs] unless gb is NULL */
+    /* the weight gradient of the whole run, one channel vector at a time: its RA x CA tap
+       sums g[a][t*js] (and gb's, unless gb is NULL) stay in registers while the pixels go by in
+       order; the source cells of the run's pixels (a few lines a pixel) stay in L1 for the
+       next vector. pair: also the next output row gy2, whose row tap a reads s[a + 1] (each
+       source cell loaded once for both rows) */
     #define FC_WEIGHT_BODY(T, V, L)                                                           \\
     for (; c + L <= C; c += L) {                                                              \\
-        V acc[3][3], dv[P];                                                                   \\
-        FC_UNROLL for (int p = 0; p < P; p++) dv[p] = *(const V*)(gy + p * qs + c);          \\
-        if (gb) {                                                                             \\
-            V sum = *(V*)(gb + c);                                                            \\
-            FC_UNROLL for (int p = 0; p < P; p++) sum += dv[p];                               \\
-            *(V*)(gb + c) = sum;                                                              \\
-        }                                                                                     \\
-        FC_UNROLL for (int a = 0; a < RA; a++) {                                              \\
-            const T* x = s[a] + off + c;                                                            \\
+        V acc[3][3], sum = {0};                                                               \\
+        FC_UNROLL for (int a = 0; a < RA; a++)                                                \\
             FC_UNROLL for (int t = 0; t < CA; t++) acc[a][t] = *(V*)(g[a] + t * js + c);     \\
-            if (slide) {                                                                      \\
-                FC_UNROLL for (int k = 0; k < P + CA - 1; k++) {                              \\
-                    const V xv = *(const V*)(x + k * ts);                                     \\
-                    FC_UNROLL for (int t = 0; t < CA; t++)                                    \\
-                        if (k - t >= 0 && k - t < P) acc[a][t] += xv * dv[k - t];             \\
+        if (gb) sum = *(V*)(gb + c);                                                          \\
+        for (Py_ssize_t i = 0; i < nq; i++) {                                                 \\
+            const V dv = *(const V*)(gy + i * qs + c);                                        \\
+            const V dv2 = pair ? *(const V*)(gy2 + i * qs + c) : dv;                          \\
+            __builtin_prefetch(gy + i * qs + c + FC_PF);                                      \\
+            if (pair) __builtin_prefetch(gy2 + i * qs + c + FC_PF);                           \\
+            FC_UNROLL for (int a = 0; a < RA + pair; a++)                                     \\
+                __builtin_prefetch(s[a] + i * cs + (CA - 1) * ts + c + FC_PF);                \\
+            sum += dv;                                                                        \\
+            if (pair) sum += dv2;                                                             \\
+            FC_UNROLL for (int a = 0; a < RA + pair; a++)                                     \\
+                FC_UNROLL for (int t = 0; t < CA; t++) {                                      \\
+                    const V xv = *(const V*)(s[a] + i * cs + t * ts + c);                     \\
+                    if (a < RA) acc[a][t] += xv * dv;                                         \\
+                    if (pair && a > 0) acc[a - 1][t] += xv * dv2;                             \\
                 }                                                                             \\
-            } else {                                                                          \\
-                FC_UNROLL for (int p = 0; p < P; p++)                                         \\
-                    FC_UNROLL for (int t = 0; t < CA; t++)                                    \\
-                        acc[a][t] += *(const V*)(x + p * cs + t * ts) * dv[p];                \\
-            }                                                                                 \\
-            FC_UNROLL for (int t = 0; t < CA; t++) *(V*)(g[a] + t * js + c) = acc[a][t];     \\
         }                                                                                     \\
+        FC_UNROLL for (int a = 0; a < RA; a++)                                                \\
+            FC_UNROLL for (int t = 0; t < CA; t++) *(V*)(g[a] + t * js + c) = acc[a][t];     \\
+        if (gb) *(V*)(gb + c) = sum;                                                          \\
     }
 
     /* One run, the RA x CA taps from (0, t0) of the row pointers src, w (g): out (+)= the
@@ -133,9 +142,9 @@ cdef extern from *:
         FC_GATHER_BODY(T, V, (Py_ssize_t)(sizeof(V) / sizeof(T)))                             \\
         FC_GATHER_BODY(T, T, 1)                                                               \\
     }                                                                                         \\
-    FC_INLINE void fc_weight_##T(Py_ssize_t C, const int P, const int RA, const int CA,       \\
-                                 const int slide, const T* const* s, Py_ssize_t off,          \\
-                                 Py_ssize_t cs, Py_ssize_t ts, const T* gy, Py_ssize_t qs,    \\
+    FC_INLINE void fc_weight_##T(Py_ssize_t C, const int RA, const int CA, const int pair,   \\
+                                 const T* const* s, Py_ssize_t nq, Py_ssize_t cs,             \\
+                                 Py_ssize_t ts, const T* gy, const T* gy2, Py_ssize_t qs,     \\
                                  T* const* g, Py_ssize_t js, T* gb) {                         \\
         Py_ssize_t c = 0;                                                                     \\
         FC_WEIGHT_BODY(T, V, (Py_ssize_t)(sizeof(V) / sizeof(T)))                             \\
@@ -144,27 +153,31 @@ cdef extern from *:
     FC_INLINE void fc_pass_##T(Py_ssize_t C, const Py_ssize_t* r, Py_ssize_t t0, const int RA,\\
                                const int CA, int first, const T* const* src,                 \\
                                const T* const* w, const T* bias, T* out, const T* gy,        \\
-                               T* const* g, T* gb) {                                          \\
+                               T* const* g, T* gb, const T* gy2) {                            \\
         FC_RUN(r);                                                                            \\
-        const T* s[3];                                                                        \\
+        const T* s[4];                                                                        \\
         const T* wr[3];                                                                       \\
         T* gr[3];                                                                             \\
-        FC_UNROLL for (int a = 0; a < RA; a++) {                                              \\
+        FC_UNROLL for (int a = 0; a < RA + (gy2 != 0); a++)                                   \\
             s[a] = src[a] + cell0 * C + t0 * ts;                                              \\
+        FC_UNROLL for (int a = 0; a < RA; a++) {                                              \\
             if (gy) gr[a] = g[a] + tap0 * C + t0 * js;                                        \\
             else wr[a] = w[a] + tap0 * C + t0 * js;                                           \\
         }                                                                                     \\
         Py_ssize_t i = 0;                                                                     \\
         if (gy)                                                                               \\
-            FC_STRIPS(T, FC_WEIGHT)                                                           \\
+            if (gy2)                                                                          \\
+                fc_weight_##T(C, RA, CA, 1, s, nq, cs, ts, gy + q0 * C, gy2 + q0 * C, qs, gr, \\
+                              js, first ? gb : 0);                                            \\
+            else                                                                              \\
+                fc_weight_##T(C, RA, CA, 0, s, nq, cs, ts, gy + q0 * C, 0, qs, gr, js,        \\
+                              first ? gb : 0);                                                \\
         else                                                                                  \\
             FC_STRIPS(T, FC_GATHER)                                                           \\
     }
     /* P pixels from pixel i of the run */
     #define FC_GATHER(T, P, SLIDE) fc_gather_##T(C, P, RA, CA, SLIDE, first, s, i * cs, cs, ts, \\
                                                  wr, js, bias, out + q0 * C + i * qs, qs)
-    #define FC_WEIGHT(T, P, SLIDE) fc_weight_##T(C, P, RA, CA, SLIDE, s, i * cs, cs, ts,       \\
-                                                 gy + q0 * C + i * qs, qs, gr, js, first ? gb : 0)
     /* the run's pixels from i in strips of 8 and 4 (sliding when cs == ts), then 1 */
     #define FC_STRIPS(T, F) {                                                                 \\
         if (cs == ts)                                                                         \\
@@ -179,7 +192,8 @@ cdef extern from *:
 
     /* One task, M == 1: the output row out (gy == NULL: forward pass or input gradient, out
        overwritten) or the weight and bias gradients of the output row gy (g, gb: the thread's
-       gw and gb or NULL, added to).
+       gw and gb or NULL, added to), and with gy2 those of the output row gy2 too, whose row
+       tap a reads row tap a + 1's source row, the last one the source row xr.
        Row tap a < nr reads the source row src + rt[2a] * src_row and the weight row
        w (g) + rt[2a + 1] * w_row; the taps in tiles of at most 3 x 3. */
     #define FC_DW(T, V)                                                                       \\
@@ -188,11 +202,8 @@ cdef extern from *:
                                     const T* src, Py_ssize_t src_row, const T* w, T* g,      \\
                                     Py_ssize_t w_row, const Py_ssize_t* runs,                \\
                                     Py_ssize_t nruns, const T* bias, T* out, const T* gy,    \\
-                                    T* gb, const T* pf) {                                     \\
-        if (pf)                                                                               \\
-            for (Py_ssize_t k = 0; k < src_row; k += 64 / sizeof(T))                          \\
-                __builtin_prefetch(pf + k, 0, 2);                                             \\
-        const T* sp[nr > 0 ? nr : 1];                                                         \\
+                                    T* gb, const T* gy2, Py_ssize_t xr) {                     \\
+        const T* sp[nr + 1];                                                                  \\
         const T* wp[nr > 0 ? nr : 1];                                                         \\
         T* gp[nr > 0 ? nr : 1];                                                               \\
         for (Py_ssize_t a = 0; a < nr; a++) {                                                 \\
@@ -200,14 +211,17 @@ cdef extern from *:
             wp[a] = w ? w + rt[2 * a + 1] * w_row : 0;                                        \\
             gp[a] = g ? g + rt[2 * a + 1] * w_row : 0;                                        \\
         }                                                                                     \\
+        if (gy2) sp[nr] = src + xr * src_row;                                                 \\
         for (const Py_ssize_t* r = runs; r < runs + 9 * nruns; r += 9) {                      \\
             if (nr == 0 || r[8] == 0) {  /* no real tap: out = the bias (or 0); gb still sums */\\
                 for (Py_ssize_t i = 0; i < r[2]; i++)                                         \\
                     for (Py_ssize_t c = 0; c < C; c++)                                        \\
                         if (!gy)                                                              \\
                             out[(r[0] + i * r[1]) * C + c] = bias ? bias[c] : 0;              \\
-                        else if (gb)                                                          \\
+                        else if (gb) {                                                        \\
                             gb[c] += gy[(r[0] + i * r[1]) * C + c];                           \\
+                            if (gy2) gb[c] += gy2[(r[0] + i * r[1]) * C + c];                 \\
+                        }                                                                     \\
                 continue;                                                                     \\
             }                                                                                 \\
             for (Py_ssize_t a0 = 0; a0 < nr; a0 += 3)                                         \\
@@ -220,28 +234,36 @@ cdef extern from *:
         }                                                                                     \\
     }
     #define FC_CASE(T, RA, CA) case RA * 4 + CA:                                              \\
-        fc_pass_##T(C, r, t0, RA, CA, first, sp + a0, wp + a0, bias, out, gy, gp + a0, gb);   \\
+        fc_pass_##T(C, r, t0, RA, CA, first, sp + a0, wp + a0, bias, out, gy, gp + a0, gb,    \\
+                    gy2);                                                                     \\
         break;
     #define FC_CASES(T) FC_CASE(T, 1, 1) FC_CASE(T, 1, 2) FC_CASE(T, 1, 3)                    \\
         FC_CASE(T, 2, 1) FC_CASE(T, 2, 2) FC_CASE(T, 2, 3)                                    \\
         FC_CASE(T, 3, 1) FC_CASE(T, 3, 2) FC_CASE(T, 3, 3)
+    /* the n bytes from p into L2 */
+    static void fc_prefetch(const char* p, Py_ssize_t n) {
+        for (Py_ssize_t k = 0; k < n; k += 64) __builtin_prefetch(p + k, 0, 2);
+    }
     FC_DW(float, fc_vf)
     FC_DW(double, fc_vd)
     """
     void fc_stream(char* dst, const char* src, Py_ssize_t n) noexcept nogil
+    void fc_prefetch(const char* p, Py_ssize_t n) noexcept nogil
     void fc_dw_float(Py_ssize_t C, Py_ssize_t nr, const Py_ssize_t* rt, const float* src,
                      Py_ssize_t src_row, const float* w, float* g, Py_ssize_t w_row,
                      const Py_ssize_t* runs, Py_ssize_t nruns, const float* bias, float* out,
-                     const float* gy, float* gb, const float* pf) noexcept nogil
+                     const float* gy, float* gb, const float* gy2, Py_ssize_t xr) noexcept nogil
     void fc_dw_double(Py_ssize_t C, Py_ssize_t nr, const Py_ssize_t* rt, const double* src,
                       Py_ssize_t src_row, const double* w, double* g, Py_ssize_t w_row,
                       const Py_ssize_t* runs, Py_ssize_t nruns, const double* bias, double* out,
-                      const double* gy, double* gb, const double* pf) noexcept nogil
+                      const double* gy, double* gb, const double* gy2,
+                      Py_ssize_t xr) noexcept nogil
 
 
 def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, b=None):
     """``y[n, oh, ow, c*M + m]`` = sum over taps ``(i, j)`` of
-    ``x[n, oh*sh - pt + i*dil_h, ow*sw - pl + j*dil_w, c] * w[i, j, 0, c*M + m]`` (+ ``b[c*M + m]``).
+    ``x[n, oh*sh - pt + i*dil_h, ow*sw - pl + j*dil_w, c] * w[i, j, 0, c*M + m]``
+    (+ ``b[c*M + m]``).
 
     x ``(N, H, W, C)``, w ``(KH, KW, 1, C*M)``, y ``(N, OH, OW, C*M)`` (overwritten), b ``(C*M,)``
     or None.
@@ -266,7 +288,7 @@ def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w, gb=None):
     and ``gw`` ``(KH, KW, 1, C*M)`` with respect to w, both overwritten, and the bias's, gy
     summed over its pixels, into ``gb`` ``(C*M,)`` unless None. ``M == 1``: one pass, task
     ``(n, r)`` computes the row ``gx[n, r]``, then the weight and bias gradients of the row
-    ``gy[n, r]`` (whose rows are still in cache)."""
+    ``gy[n, r]`` (with ``gy[n, r + 1]`` when the rows pair up; whose rows are still in cache)."""
     op = "depthwise.backward"
     outs = {"gw": (gw, 4)} if gx is None else {"gx": (gx, 4), "gw": (gw, 4)}
     _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4), "w": (w, 4)}, outs)
@@ -317,24 +339,29 @@ cdef inline void _dw(Py_ssize_t t, const Py_ssize_t[:, :, ::1] rt, const Py_ssiz
                      const floating[:, :, :, ::1] src, const floating* w, floating* g,
                      Py_ssize_t w_row, const Py_ssize_t[:, ::1] runs, const floating* bias,
                      floating* out, const floating* gy, floating* gb, Py_ssize_t ow,
-                     floating* stage) noexcept nogil:
+                     floating* stage, const floating* gy2=NULL, Py_ssize_t xr=0) noexcept nogil:
     """Task ``t``: the output row ``(n, r)`` of ``out`` (or of ``gy``, for the weight and bias
-    gradients; rows of ``ow`` pixels), prefetching the last source row of the next task; ``stage``: the row
-    is computed there, then streamed to ``out``."""
+    gradients; rows of ``ow`` pixels), prefetching the last source row of the next task (with
+    ``gy2``, the row ``gy[n, r + 1]``: the weight gradients of both rows, reading the source row
+    ``xr`` too; the next two tasks' last source rows); ``stage``: the row is computed there,
+    then streamed to ``out``."""
     cdef Py_ssize_t OH = rt.shape[0], n = t // OH, r = t - n * OH, C = src.shape[3]
     cdef const floating* sp = &src[n, 0, 0, 0] if rn[r] else NULL
     cdef floating* o = (stage if stage else out + t * ow * C) if out else NULL
     cdef const floating* d = gy + t * ow * C if gy else NULL
-    cdef Py_ssize_t n1 = (t + 1) // OH, r1 = t + 1 - n1 * OH
-    cdef const floating* pf = NULL
-    if n1 < src.shape[0] and rn[r1]:
-        pf = &src[n1, rt[r1, rn[r1] - 1, 0], 0, 0]
+    cdef Py_ssize_t j, n1, r1
+    for j in range(1 + (gy2 != NULL), 2 + 2 * (gy2 != NULL)):
+        n1 = (t + j) // OH
+        r1 = t + j - n1 * OH
+        if n1 < src.shape[0] and rn[r1]:
+            fc_prefetch(<const char*>&src[n1, rt[r1, rn[r1] - 1, 0], 0, 0],
+                        src.shape[2] * C * sizeof(floating))
     if floating is float:
         fc_dw_float(C, rn[r], &rt[r, 0, 0], sp, src.shape[2] * C, w, g, w_row, &runs[0, 0],
-                    runs.shape[0], bias, o, d, gb, pf)
+                    runs.shape[0], bias, o, d, gb, gy2, xr)
     else:
         fc_dw_double(C, rn[r], &rt[r, 0, 0], sp, src.shape[2] * C, w, g, w_row, &runs[0, 0],
-                     runs.shape[0], bias, o, d, gb, pf)
+                     runs.shape[0], bias, o, d, gb, gy2, xr)
     if stage:
         fc_stream(<char*>(out + t * ow * C), <const char*>stage, ow * C * sizeof(floating))
 
@@ -365,6 +392,20 @@ def _gather_1(const floating[:, :, :, ::1] src, const floating[:, :, :, ::1] w,
                 &out[0, 0, 0, 0], NULL, NULL, out.shape[2], st + threadid() * orow if st else NULL)
 
 
+cdef inline Py_ssize_t _paired(const Py_ssize_t[:, :, ::1] rt, const Py_ssize_t[::1] rn,
+                              Py_ssize_t r) noexcept nogil:
+    """``rn[r]`` when the weight gradients of the output rows ``r``, ``r + 1`` can run as one
+    pair: as many (1 to 3) row taps, on the same weight rows, row ``r + 1``'s tap ``a`` reading
+    row ``r``'s tap ``a + 1``'s source row (stride == dilation); else 0."""
+    cdef Py_ssize_t a, k = rn[r]
+    if r < 0 or r + 1 >= rt.shape[0] or k < 1 or k > 3 or rn[r + 1] != k:
+        return 0
+    for a in range(k):
+        if rt[r + 1, a, 1] != rt[r, a, 1] or (a + 1 < k and rt[r + 1, a, 0] != rt[r, a + 1, 0]):
+            return 0
+    return k
+
+
 def _backward_1(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
                 const floating[:, :, :, ::1] w, gx, floating[:, :, :, :, ::1] parts, rows,
                 const Py_ssize_t[:, ::1] runs, rows_x, const Py_ssize_t[:, ::1] runs_x,
@@ -381,7 +422,7 @@ def _backward_1(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
     cdef floating* st = NULL
     cdef floating[:, ::1] ws
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], OH = gy.shape[1], R = max(H, OH)
-    cdef Py_ssize_t t, n, r, xrow = x.shape[2] * x.shape[3]
+    cdef Py_ssize_t t, n, r, k, xrow = x.shape[2] * x.shape[3]
     if gx is not None:
         gxv = gx
         gxp = &gxv[0, 0, 0, 0]
@@ -397,10 +438,13 @@ def _backward_1(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
                 _dw(n * H + r, rtx, rnx, gy, &w[0, 0, 0, 0], NULL, w.shape[1] * w.shape[3],
                     runs_x, NULL, gxp, NULL, NULL, x.shape[2],
                     st + threadid() * xrow if st else NULL)
-            if r < OH and gy.shape[2]:
+            if r < OH and gy.shape[2] and not (r % 2 and _paired(rt, rn, r - 1)):
+                # rows r, r + 1 paired (r even): one pass over their source rows
+                k = _paired(rt, rn, r) if r % 2 == 0 and r + 1 < OH else 0
                 _dw(n * OH + r, rt, rn, x, NULL, &parts[threadid(), 0, 0, 0, 0],
                     parts.shape[2] * x.shape[3], runs, NULL, NULL, &gy[0, 0, 0, 0],
-                    &bparts[threadid(), 0] if bias else NULL, gy.shape[2], NULL)
+                    &bparts[threadid(), 0] if bias else NULL, gy.shape[2], NULL,
+                    &gy[n, r + 1, 0, 0] if k else NULL, rt[r + 1, k - 1, 0] if k else 0)
 
 
 cdef inline void _madd(Py_ssize_t C, Py_ssize_t M, const floating* a, const floating* b,
