@@ -12,7 +12,7 @@ BACKENDS = [p for p in CPU_BACKEND_PARAMS if p.values[0] != "reference"]
 @pytest.fixture
 def small_bound(monkeypatch):
     """Recycle from 64 KiB on, so that small test arrays take the recycled path."""
-    monkeypatch.setattr(_recycled, "FRESH", 1 << 16)
+    monkeypatch.setattr(_recycled, "BOUND", 1 << 16)
     monkeypatch.setattr(_recycled, "_kept", {})
 
 

@@ -1,27 +1,29 @@
 """Large host outputs recycled once nothing holds them.
 
-From ``FRESH`` bytes on, glibc maps fresh pages for every array, and the kernel zeroes each page
-on its first touch: a 44 MB output cost 5.7 ms of page faults on top of a 3.9 ms fill here
-(bench/NOTES.md). So an output that large is taken from the arrays of its shape and dtype that
-no one references any more (their data can be seen by no one), as CuPy's memory pool does on
-the GPU. ``PER_KIND`` arrays of each of the last ``KEEP`` kinds stay allocated between calls:
-a loop ``y = f(x)`` still holds the last result while ``f`` makes the next one.
+A new NumPy array of several MiB gets fresh pages (glibc maps them from 32 MiB on, and returns
+smaller freed blocks to the system too when they sit at the top of its heap), and the kernel
+zeroes each page on first touch, compacting memory for the huge pages NumPy asks for: a 44 MB
+output cost 5.7 ms of page faults on top of a 3.9 ms fill here, and cifar1's 29.5 MB forward
+ran at 52 to 97 GFLOP/s from one run to the next (bench/NOTES.md). So an output of ``BOUND``
+bytes or more is taken from the arrays of its shape and dtype that no one references any more
+(their data can be seen by no one), as CuPy's memory pool does on the GPU. ``PER_KIND`` arrays
+of each of the last ``KEEP`` kinds stay allocated between calls: a loop ``y = f(x)`` still
+holds the last result while ``f`` makes the next one.
 """
 import sys
 
 import numpy as np
 
-from fastconv.kernels._stream import FRESH
-
+BOUND = 4 << 20
 KEEP, PER_KIND = 4, 2
 _kept = {}   # (shape, dtype) -> the last arrays of that kind; least recently used kind first
 
 
 def empty(shape, dtype):
-    """``np.empty(shape, dtype)``, recycled from ``FRESH`` bytes on."""
+    """``np.empty(shape, dtype)``, recycled from ``BOUND`` bytes on."""
     dtype = np.dtype(dtype)
     shape = tuple(int(s) for s in shape)
-    if int(np.prod(shape)) * dtype.itemsize < FRESH:
+    if int(np.prod(shape)) * dtype.itemsize < BOUND:
         return np.empty(shape, dtype)
     key = (shape, dtype)
     kept = _kept.pop(key, [])
