@@ -262,13 +262,11 @@ def bias(op, b, y):
 
 def bias_act(op, y, b):
     """``y`` (any rank >= 1, written in place) and its bias ``b[O]`` or None; returns O."""
-    arrays(op, {} if b is None else {"b": (b, 1)}, {"y": (y, np.ndim(y))})
+    arrays(op, {}, {"y": (y, np.ndim(y))})
     if y.ndim < 1:
         raise ValueError(f"{op}: y must have at least one dimension")
-    channels = y.shape[-1]
-    if b is not None and b.shape != (channels,):
-        raise ValueError(f"{op}: b must have shape ({channels},), got {b.shape}")
-    return channels
+    bias(op, b, y)
+    return y.shape[-1]
 
 
 def bias_grad(op, gb, gy):

@@ -415,19 +415,8 @@ cdef extern from *:
     }
     CD_PACK(float)
     CD_PACK(double)
-    /* the forward's epilogue on n pixels of O channels in cache: y (+)= b (when not NULL), then
-       ReLU when relu (NaN stays NaN) */
-    #define CD_EPILOGUE(T)                                                                  \\
-    CD_CLONES static void cd_epilogue_##T(Py_ssize_t n, Py_ssize_t O, const T* b, int relu, \\
-                                          T* y) {                                           \\
-        for (Py_ssize_t q = 0; q < n; q++, y += O)                                          \\
-            for (Py_ssize_t o = 0; o < O; o++) {                                            \\
-                T v = b ? y[o] + b[o] : y[o];                                               \\
-                y[o] = relu && v < 0 ? 0 : v;                                               \\
-            }                                                                               \\
-    }
-    CD_EPILOGUE(float)
-    CD_EPILOGUE(double)
+    #define FC_CLONES CD_CLONES
+    #include "fc_epilogue.h"
     /* dst[o*ld + off + ow] = src[ow*O + o] for ow < OW with 0 <= off + ow < ld, o < O: a row of
        gy with its pixels in lanes (float: 8 x 8 blocks by shuffles, the last pixels in a block
        completed by zeros where dst has room for them: its columns past the row are zeros) */
@@ -617,9 +606,9 @@ cdef extern from *:
                         Py_ssize_t sr, Py_ssize_t sq, double* dst, Py_ssize_t ld,
                         double* acc) noexcept nogil
     void cd_rowsum_float(Py_ssize_t P, Py_ssize_t n, const float* src, float* acc) noexcept nogil
-    void cd_epilogue_float(Py_ssize_t n, Py_ssize_t O, const float* b, int relu,
+    void fc_epilogue_float(Py_ssize_t n, Py_ssize_t O, const float* b, int relu,
                            float* y) noexcept nogil
-    void cd_epilogue_double(Py_ssize_t n, Py_ssize_t O, const double* b, int relu,
+    void fc_epilogue_double(Py_ssize_t n, Py_ssize_t O, const double* b, int relu,
                             double* y) noexcept nogil
     void cd_rowsum_double(Py_ssize_t P, Py_ssize_t n, const double* src,
                           double* acc) noexcept nogil
@@ -926,9 +915,9 @@ def _forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                 _broadcast_row(x, w, yr, n, r, rt, ct, cn, mi, q0, q1, sw, dil_w, groups)
             if bias or relu:
                 if floating is float:
-                    cd_epilogue_float(OW, O, &b[0] if bias else NULL, relu, yr)
+                    fc_epilogue_float(OW, O, &b[0] if bias else NULL, relu, yr)
                 else:
-                    cd_epilogue_double(OW, O, &b[0] if bias else NULL, relu, yr)
+                    fc_epilogue_double(OW, O, &b[0] if bias else NULL, relu, yr)
             if stage.shape[0]:
                 fc_stream(<char*>&y[n, r, 0, 0], <const char*>yr, OW * O * sizeof(floating))
 

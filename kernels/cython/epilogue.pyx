@@ -37,7 +37,12 @@ cdef extern from *:
     }
     FC_DROPOUT(float)
     FC_DROPOUT(double)
+    #include "fc_epilogue.h"
     """
+    void fc_epilogue_float(Py_ssize_t n, Py_ssize_t O, const float* b, int relu,
+                           float* y) noexcept nogil
+    void fc_epilogue_double(Py_ssize_t n, Py_ssize_t O, const double* b, int relu,
+                            double* y) noexcept nogil
     void fc_dropout_float(const float* x, float* out, Py_ssize_t lo, Py_ssize_t hi,
                           uint64_t seed, int64_t threshold, float scale) noexcept nogil
     void fc_dropout_double(const double* x, double* out, Py_ssize_t lo, Py_ssize_t hi,
@@ -73,17 +78,16 @@ def dropout(x, out, seed, threshold, scale):
 
 
 def _bias_act(floating[:, ::1] y, const floating[::1] b, bint bias, bint relu):
-    cdef Py_ssize_t rows = y.shape[0], O = y.shape[1], r, o
-    cdef floating v
+    cdef Py_ssize_t rows = y.shape[0], O = y.shape[1], step = max(1, _CHUNK // O), t, r0
     with nogil:
-        for r in prange(rows, schedule="static"):
-            for o in range(O):
-                v = y[r, o]
-                if bias:
-                    v = v + b[o]
-                if relu and v < 0:
-                    v = 0
-                y[r, o] = v
+        for t in prange((rows + step - 1) // step, schedule="static"):
+            r0 = t * step
+            if floating is float:
+                fc_epilogue_float(min(step, rows - r0), O, &b[0] if bias else NULL, relu,
+                                  &y[r0, 0])
+            else:
+                fc_epilogue_double(min(step, rows - r0), O, &b[0] if bias else NULL, relu,
+                                   &y[r0, 0])
 
 
 def _relu_backward(const floating[::1] gy, const floating[::1] y, floating[::1] gx):

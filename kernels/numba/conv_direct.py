@@ -22,6 +22,7 @@ from numba import prange
 
 from fastconv.kernels import _checks
 from fastconv.kernels._taps import taps as _taps
+from fastconv.kernels.numba.epilogue import bias_act_row
 
 # error_model="numpy": no ZeroDivisionError checks inside the loops (every divisor is checked
 # positive by the wrapper). No fastmath: its nnan/ninf flags would break NaN propagation.
@@ -215,10 +216,10 @@ def _forward(x, w, y, rt, rn, ct, cn, groups, slots, threads, b, bias, relu):
             n = t // oh_n
             r = t - n * oh_n
             yr = y[n, r]
-            for q in range(ow_n):   # from the bias (or 0)
+            for q in range(ow_n):
                 yq = yr[q]
                 for k in range(o):
-                    yq[k] = b[k] if bias else 0
+                    yq[k] = 0
             mi = rn[r]
             ar = _step(rt, r, mi, 0)
             br = _step(rt, r, mi, 1) * kw * cg * o
@@ -250,12 +251,9 @@ def _forward(x, w, y, rt, rn, ct, cn, groups, slots, threads, b, bias, relu):
                             _acc_b(yr[q, g * og:(g + 1) * og], og, xf,
                                    x0 + ct[q, bb, 0] * c + g * cg, ar * wd * c, 1, wf,
                                    w0 + ct[q, bb, 1] * cg * o + g * og, br, o, mi, cg)
-            if relu:   # while the row is in cache (NaN stays NaN)
+            if bias or relu:   # while the row is in cache
                 for q in range(ow_n):
-                    yq = yr[q]
-                    for k in range(o):
-                        if yq[k] < 0:
-                            yq[k] = 0
+                    bias_act_row(yr[q], b, bias, relu)
 
 
 @numba.njit(**_JIT)

@@ -41,13 +41,19 @@ def dropout(x, out, seed, threshold, scale):
 @numba.njit(**_JIT)
 def _bias_act(y, b, bias, relu):
     for r in prange(y.shape[0]):
-        for o in range(y.shape[1]):
-            v = y[r, o]
-            if bias:
-                v += b[o]
-            if relu and v < 0:
-                v = 0
-            y[r, o] = v
+        bias_act_row(y[r], b, bias, relu)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def bias_act_row(y, b, bias, relu):
+    """``y[o] += b[o]`` when ``bias``, then ReLU when ``relu`` (NaN stays NaN), in place."""
+    for o in range(y.shape[0]):
+        v = y[o]
+        if bias:
+            v += b[o]
+        if relu and v < 0:
+            v = 0
+        y[o] = v
 
 
 @numba.njit(**_JIT)
