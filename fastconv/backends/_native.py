@@ -157,8 +157,7 @@ class NativeBackend:
     # ---------------------------------------------------------------- winograd
     _winograd_bytes = 2 << 20   # the transformed input and output of one block of tiles
     _winograd_min_tiles = 64    # the least tiles per block (the GEMMs' rows)
-    _winograd_fused_bytes = 5 << 19   # U up to this size: the kernels' fused forward, ...
-    _winograd_fused_tiles = 36        # ... in blocks of this many tiles
+    _winograd_fused_tiles = 36  # the tiles per block of the kernels' fused forward
 
     def _winograd_blas(self, n):
         """Single-threaded BLAS for a call whose ``n`` images run on more than one worker: the
@@ -199,12 +198,13 @@ class NativeBackend:
         m, gm = self._winograd_tile(oh, ow, x.dtype)
         a, c = m + 2, x.shape[3]
         th, tw = -(-oh // m), -(-ow // m)
-        # U[a*A + b] = (G w G^T)[a, b]: (A*A, C, K)
-        u = xp.matmul(gm, (gm @ w.reshape(3, -1)).reshape(a, 3, -1)).reshape(a * a, c, o)
-        if u.nbytes <= self._winograd_fused_bytes and hasattr(k, "forward"):
-            # U fits in L2: transforms and GEMMs per block of tiles in one call, in cache
-            # (kernels/README.md; Cython's); a larger U: the BLAS GEMMs below, measured faster
-            k.forward(x, u, y, 0, n * th * tw, m, pt, pl, self._winograd_fused_tiles)
+        fused = hasattr(k, "forward")
+        # U[a*A + b] = (G w G^T)[a, b]: (A*A, C, K), or (A*A, ...) of the kernels' panels of w
+        wt = k.panels(w) if fused else w
+        u = xp.matmul(gm, (gm @ wt.reshape(3, -1)).reshape(a, 3, -1)).reshape(a * a, *wt.shape[2:])
+        if fused:   # transforms and GEMMs per block of tiles in cache (kernels/README.md)
+            self._per_worker(n, th * tw, lambda lo, hi: k.forward(
+                x, u, y, lo, hi - lo, m, pt, pl, self._winograd_fused_tiles))
             return
 
         def block(t0, v, mv, _):
@@ -249,7 +249,10 @@ class NativeBackend:
         per worker."""
         xp = self.xp
         per_tile = points * sum(widths) * dtype.itemsize
-        block = min(n * per_image, max(self._winograd_min_tiles, self._winograd_bytes // per_tile))
+        least = self._winograd_min_tiles
+        if acc_shape:   # a block's products (points*C*K) are added to ``acc``: at least 2CK/(C+K)
+            least = max(least, 2 * widths[0] * widths[1] // sum(widths))   # tiles, so the adds
+        block = min(n * per_image, max(least, self._winograd_bytes // per_tile))  # stay small
 
         def work(lo, hi):
             acc = xp.zeros(acc_shape, dtype) if acc_shape else None

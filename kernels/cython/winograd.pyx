@@ -138,27 +138,31 @@ cdef extern from *:
     }
     FC_WG(float)
     FC_WG(double)
-    /* For each of np points p: mv[p] (R x K) = v[p] (R x C) @ u[p] (C x K), row-major, R a
-       multiple of 6; v[p], mv[p] rows ldv, ldm apart, planes R*ldv, R*ldm apart. Register tiles
-       of 6 rows x 2 vectors (32 bytes each), the columns past them one at a time. */
+    /* For each of np points p: mv[p] (R x K) = v[p] (R x C) @ u[p], R a multiple of 6, v[p]
+       and mv[p] row-major (rows C and K apart, planes pv and pm apart); u[p] in panels of 2L
+       columns, u[p, j, c, :] = columns 2L*j... of row c, zeros past K (``panels``). Each panel is
+       a contiguous stream that stays in L1 while register tiles of 6 rows x 2L columns run down
+       the rows. */
     #define FC_WMM(T)                                                                        \
     FC_CLONES static void fc_wmm_##T(Py_ssize_t np, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, \
                                      const T* restrict v, Py_ssize_t pv,                    \
                                      const T* restrict u, T* restrict mv, Py_ssize_t pm) {  \
         typedef T V __attribute__((vector_size(32)));                                       \
         enum { L = 32 / sizeof(T) };                                                        \
-        Py_ssize_t p, r, j, c, i;                                                           \
-        for (p = 0; p < np; p++) {                                                          \
-            const T* vp = v + p * pv; const T* up = u + p * C * K; T* mp = mv + p * pm;     \
-            for (r = 0; r < R; r += 6) {                                                    \
-                const T* vr = vp + r * C; T* mr = mp + r * K;                               \
-                for (j = 0; j + 2 * L <= K; j += 2 * L) {                                   \
+        Py_ssize_t J = (K + 2 * L - 1) / (2 * L), p, j, r, c, i;                            \
+        for (p = 0; p < np; p++)                                                            \
+            for (j = 0; j < J; j++) {                                                       \
+                const T* up = u + (p * J + j) * C * 2 * L;                                  \
+                Py_ssize_t cols = K - 2 * L * j < 2 * L ? K - 2 * L * j : 2 * L;            \
+                for (r = 0; r < R; r += 6) {                                                \
+                    const T* vr = v + p * pv + r * C;                                       \
+                    T* mr = mv + p * pm + r * K + 2 * L * j;                                \
                     V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0};           \
                     V b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0}, b4 = {0}, b5 = {0};           \
                     for (c = 0; c < C; c++) {                                               \
                         V u0, u1;                                                           \
-                        memcpy(&u0, up + c * K + j, sizeof(V));                             \
-                        memcpy(&u1, up + c * K + j + L, sizeof(V));                         \
+                        memcpy(&u0, up + 2 * L * c, sizeof(V));                             \
+                        memcpy(&u1, up + 2 * L * c + L, sizeof(V));                         \
                         T s0 = vr[c], s1 = vr[C + c], s2 = vr[2 * C + c];                   \
                         T s3 = vr[3 * C + c], s4 = vr[4 * C + c], s5 = vr[5 * C + c];       \
                         a0 += s0 * u0; b0 += s0 * u1; a1 += s1 * u0; b1 += s1 * u1;         \
@@ -167,16 +171,12 @@ cdef extern from *:
                     }                                                                       \
                     V out[12] = {a0, b0, a1, b1, a2, b2, a3, b3, a4, b4, a5, b5};           \
                     for (i = 0; i < 6; i++)                                                 \
-                        memcpy(mr + i * K + j, &out[2 * i], 2 * sizeof(V));                 \
+                        if (cols == 2 * L)                                                  \
+                            memcpy(mr + i * K, &out[2 * i], 2 * sizeof(V));                 \
+                        else                                                                \
+                            memcpy(mr + i * K, &out[2 * i], cols * sizeof(T));              \
                 }                                                                           \
-                for (; j < K; j++)                                                          \
-                    for (i = 0; i < 6; i++) {                                               \
-                        T acc = 0;                                                          \
-                        for (c = 0; c < C; c++) acc += vr[i * C + c] * up[c * K + j];       \
-                        mr[i * K + j] = acc;                                                \
-                    }                                                                       \
             }                                                                               \
-        }                                                                                   \
     }
     FC_WMM(float)
     FC_WMM(double)
@@ -229,16 +229,30 @@ def output_transform(mv, y, t0, m):
     _scatter(mv, y, t0, m, th, tw)
 
 
+def panels(w):
+    """``w (..., C, K)`` with its columns cut into panels of ``P = 64 bytes / itemsize`` (one
+    register tile's width), zeros past K: ``(..., ceil(K/P), C, P)``, the layout of
+    :func:`forward`'s u, where each panel is one contiguous stream for the GEMMs."""
+    P = 64 // w.itemsize
+    *lead, c, k = w.shape
+    full = k // P
+    out = np.zeros((*lead, -(-k // P), c, P), w.dtype)
+    out[..., :full, :, :] = np.swapaxes(w[..., :full * P].reshape(*lead, c, full, P), -2, -3)
+    out[..., full:, :, :k - full * P] = w[..., None, :, full * P:]
+    return out
+
+
 def forward(x, u, y, t0, T, m, pt, pl, block=6):
     """Tiles ``[t0, t0 + T)`` of y (their cells inside y: overwritten) = the Winograd
     correlation of x with the transformed weights u: per block of ``block`` tiles (rounded up to
     6), :func:`input_transform`, one GEMM per point, :func:`output_transform`, all in cache.
 
     x ``(N, H, W, C)``, tile patches from row ``ti*m - pt``, column ``tj*m - pl``; u
-    ``((m+2)^2, C, K)``; y ``(N, OH, OW, K)``, the grid ``ceil(OH/m) x ceil(OW/m)``.
+    ``((m+2)^2, ceil(K/P), C, P)``, the :func:`panels` of the ``((m+2)^2, C, K)`` transformed
+    weights; y ``(N, OH, OW, K)``, the grid ``ceil(OH/m) x ceil(OW/m)``.
     """
     op = "winograd.forward"
-    _checks.arrays(op, {"x": (x, 4), "u": (u, 3)}, {"y": (y, 4)})
+    _checks.arrays(op, {"x": (x, 4), "u": (u, 4)}, {"y": (y, 4)})
     t0, T, m, th, tw, pt, pl, block = _checks.winograd_forward(op, x, u, y, t0, T, m, pt, pl,
                                                                block)
     if T == 0 or y.shape[3] == 0:
@@ -355,7 +369,7 @@ def _scatter(const floating[:, :, ::1] mv, floating[:, :, :, ::1] dst, Py_ssize_
                           (q // tw) % th * m, q % tw * m)
 
 
-def _forward(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u,
+def _forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] u,
              floating[:, :, :, ::1] y, Py_ssize_t t0, Py_ssize_t T, Py_ssize_t m, Py_ssize_t th,
              Py_ssize_t tw, Py_ssize_t pt, Py_ssize_t pl, floating[:, ::1] vs,
              floating[:, ::1] ms):
@@ -367,7 +381,7 @@ def _forward(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u,
     cdef floating* mv
     # no input cells or channels: the gathers read nothing, the GEMMs no u
     cdef const floating* xb = &x[0, 0, 0, 0] if x.size else NULL
-    cdef const floating* ub = &u[0, 0, 0] if u.size else NULL
+    cdef const floating* ub = &u[0, 0, 0, 0] if u.size else NULL
     with nogil:
         # each block owns its tiles' cells of y; each thread its workspaces vs, ms
         for b in prange(nb, schedule="static", num_threads=vs.shape[0]):
