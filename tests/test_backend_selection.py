@@ -87,3 +87,18 @@ def test_one_thread_setting_reaches_openmp_numba_and_blas(n):
             assert numba.get_num_threads() == min(n, numba.config.NUMBA_NUM_THREADS)
     finally:
         fastconv.set_num_threads(before)
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, "10000"),
+    ({"GOMP_SPINCOUNT": "5"}, "5"),
+    ({"OMP_WAIT_POLICY": "active"}, None),
+])
+def test_openmp_spin_is_capped_unless_the_user_chose(env, expected):
+    """The kernels cap how long idle OpenMP threads spin (they spun through the BLAS workers'
+    phases), leaving the user's own GOMP_SPINCOUNT or OMP_WAIT_POLICY alone."""
+    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    code = "import os, fastconv.kernels.cython.threads; print(os.environ.get('GOMP_SPINCOUNT'))"
+    out = subprocess.run([sys.executable, "-c", code], env=base | env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == str(expected)
