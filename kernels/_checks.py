@@ -236,19 +236,22 @@ def winograd_tiles(op, act, v, t0, m, th, tw, pt, pl):
     return t0, m, th, tw, pt, pl
 
 
-def winograd_forward(op, x, u, y, t0, T, m, pt, pl, block):
-    """Tiles ``[t0, t0 + T)`` of y's ``ceil(OH/m) x ceil(OW/m)`` grid from x ``(N, H, W, C)``
-    and u ``((m+2)^2, ceil(K/P), C, P)`` (panels of P = 64 bytes), y ``(N, OH, OW, K)``. Returns the integers
-    ``t0, T, m, th, tw, pt, pl, block``."""
+def winograd_blocks(op, x, w, act, t0, T, m, pt, pl, block):
+    """Tiles ``[t0, t0 + T)`` of the ``ceil(OH/m) x ceil(OW/m)`` grid of ``act`` ``(N, OH, OW,
+    K)`` from x ``(N, H, W, C)``, in blocks of ``block``, with weights ``w``: u ``((m+2)^2,
+    ceil(K/P), C, P)`` (panels of P = 64 bytes, the fused forward) or du ``((m+2)^2, C, K)``
+    (the weight gradient). Returns the integers ``t0, T, m, th, tw, pt, pl, block``."""
     (t0, T) = integers(op, 0, t0=t0, T=T)
     m, block = integers(op, 1, m=m, block=block)
     pt, pl = integers(op, -_INT_MAX, pt=pt, pl=pl)
-    th, tw = winograd_grid(op, y, m)
-    panel = 64 // u.itemsize
-    shape(op, "u", u, ((m + 2) ** 2, -(-y.shape[3] // panel), x.shape[3], panel))
-    shape(op, "y", y, (x.shape[0],) + y.shape[1:])
-    if t0 + T > y.shape[0] * th * tw:
-        raise ValueError(f"{op}: tiles [{t0}, {t0 + T}) run past the {y.shape[0]}*{th}*{tw} "
+    th, tw = winograd_grid(op, act, m)
+    c, k, panel = x.shape[3], act.shape[3], 64 // w.itemsize
+    name, expected = (("u", ((m + 2) ** 2, -(-k // panel), c, panel)) if w.ndim == 4 else
+                      ("du", ((m + 2) ** 2, c, k)))
+    shape(op, name, w, expected)
+    shape(op, "the output grid's array", act, (x.shape[0],) + act.shape[1:])
+    if t0 + T > act.shape[0] * th * tw:
+        raise ValueError(f"{op}: tiles [{t0}, {t0 + T}) run past the {act.shape[0]}*{th}*{tw} "
                          f"tiles of the batch")
     return t0, T, m, th, tw, pt, pl, block
 

@@ -175,12 +175,12 @@ def test_winograd_kernels_check_their_arguments(backend):
             fn(*args)
 
 
-def _fused_kernels(backend):
-    """The backend's Winograd kernels, if they have the fused forward (Cython's; Numba gained
-    nothing from it and took 10 minutes to compile it)."""
+def _fused_kernels(backend, name="forward"):
+    """The backend's Winograd kernels, if they have the fused ``name`` (Cython's; Numba's
+    forward gained nothing and took 10 minutes to compile)."""
     k = backends.get(backend).k.winograd
-    if not hasattr(k, "forward"):
-        pytest.skip(f"no fused Winograd forward in the {backend} backend")
+    if not hasattr(k, name):
+        pytest.skip(f"no fused Winograd {name} in the {backend} backend")
     return k
 
 
@@ -242,3 +242,52 @@ def test_winograd_forward_kernel_checks_its_arguments(backend):
     for args, match in bad:
         with pytest.raises(ValueError, match=match):
             k.forward(*args)
+
+
+@pytest.mark.parametrize("backend", FAST_CPU)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_winograd_weight_grad_kernel_matches_reference(backend, dtype):
+    """The fused weight gradient on random shapes, tile ranges and blocks (channels past its
+    6-row and 2-vector register tiles, short last blocks) adds exactly its tiles' products to du:
+    the float64 transforms' ``sum_t v[p]^T dm[p]``."""
+    k = _fused_kernels(backend, "weight_grad")
+    rng = np.random.default_rng(11)
+    for trial in range(9):
+        m = (2, 3, 4)[trial % 3]
+        n, h, w = rng.integers(1, 4), rng.integers(1, 12), rng.integers(1, 12)
+        c, o = rng.integers(1, 40), rng.integers(1, 40)
+        pt, pl = rng.integers(-1, 3, 2)
+        oh, ow = rng.integers(1, 12, 2)
+        th, tw = -(-oh // m), -(-ow // m)
+        x, gy = random_array(rng, (n, h, w, c), dtype), random_array(rng, (n, oh, ow, o), dtype)
+        t0 = int(rng.integers(0, n * th * tw))
+        cnt = int(rng.integers(0, n * th * tw - t0 + 1))
+        v, dm = np.empty(((m + 2) ** 2, cnt, c)), np.empty(((m + 2) ** 2, cnt, o))
+        k.input_transform(x.astype(np.float64), v, t0, m, th, tw, pt, pl)
+        k.output_transform_t(gy.astype(np.float64), dm, t0, m)
+        start = random_array(rng, ((m + 2) ** 2, c, o), dtype)
+        du = start.copy()
+        k.weight_grad(x, gy, du, t0, cnt, m, pt, pl, int(rng.integers(1, 14)))
+        _close(du - start.astype(np.float64), np.einsum("ptc,ptk->pck", v, dm), dtype)
+
+
+@pytest.mark.parametrize("backend", FAST_CPU)
+def test_winograd_weight_grad_kernel_checks_its_arguments(backend):
+    k = _fused_kernels(backend, "weight_grad")
+    x = np.zeros((2, 5, 5, 3), np.float32)
+    gy = np.zeros((2, 5, 5, 4), np.float32)
+    du = np.zeros((36, 3, 4), np.float32)
+    k.weight_grad(x, gy, du, 4, 4, 4, 1, 1)             # the last 4 of 2*2*2 tiles: fine
+    bad = [
+        ((x, gy, du, 5, 4, 4, 1, 1), "run past"),
+        ((x, gy, du, 0, 1, 4, 1, 1, 0), "block must be"),
+        ((x, gy, du[:25], 0, 1, 4, 1, 1), "du has shape"),
+        ((x, gy, du[:, :, :3], 0, 1, 4, 1, 1), "du has shape|C-contiguous"),
+        ((x, gy[:1], du, 0, 1, 4, 1, 1), "has shape"),
+        ((x, gy.astype(np.float64), du, 0, 1, 4, 1, 1), "one dtype"),
+        ((x, gy, du.reshape(-1)[:gy.size].reshape(gy.shape)[:, :, :, :4], 0, 1, 4, 1, 1),
+         "dimensions"),
+    ]
+    for args, match in bad:
+        with pytest.raises(ValueError, match=match):
+            k.weight_grad(*args)

@@ -157,7 +157,8 @@ class NativeBackend:
     # ---------------------------------------------------------------- winograd
     _winograd_bytes = 2 << 20   # the transformed input and output of one block of tiles
     _winograd_min_tiles = 64    # the least tiles per block (the GEMMs' rows)
-    _winograd_fused_tiles = 36  # the tiles per block of the kernels' fused forward
+    _winograd_fused_tiles = 36  # the tiles per block of the kernels' fused forward, ...
+    _winograd_grad_tiles = 144  # ... and of their weight gradient
 
     def _winograd_blas(self, n):
         """Single-threaded BLAS for a call whose ``n`` images run on more than one worker: the
@@ -229,14 +230,21 @@ class NativeBackend:
         m, gm = self._winograd_tile(g.oh, g.ow, x.dtype)
         a = m + 2
         th, tw = -(-g.oh // m), -(-g.ow // m)
-
-        def block(t0, v, dm, acc):
-            du, part = acc
-            k.input_transform(x, v, t0, m, th, tw, g.pt, g.pl)
-            k.output_transform_t(gy, dm, t0, m)
-            du += xp.matmul(v.swapaxes(1, 2), dm, out=part)
-        du = sum(acc[0] for acc in self._winograd_blocks(
-            g.n, th * tw, a * a, (g.c, g.o), x.dtype, block, (2, a * a, g.c, g.o)))
+        if hasattr(k, "weight_grad"):   # transforms and GEMMs per block of tiles in cache
+            def work(lo, hi):
+                du = xp.zeros((a * a, g.c, g.o), x.dtype)
+                k.weight_grad(x, gy, du, lo, hi - lo, m, g.pt, g.pl,
+                              max(self._winograd_grad_tiles, 2 * g.c * g.o // (g.c + g.o)))
+                return du
+            du = sum(self._per_worker(g.n, th * tw, work))
+        else:
+            def block(t0, v, dm, acc):
+                du, part = acc
+                k.input_transform(x, v, t0, m, th, tw, g.pt, g.pl)
+                k.output_transform_t(gy, dm, t0, m)
+                du += xp.matmul(v.swapaxes(1, 2), dm, out=part)
+            du = sum(acc[0] for acc in self._winograd_blocks(
+                g.n, th * tw, a * a, (g.c, g.o), x.dtype, block, (2, a * a, g.c, g.o)))
         # gw[i, j] = sum_ab G[a, i] G[b, j] dU[a, b]
         t = xp.matmul(gm.T, du.reshape(a, a, -1))
         gw[...] = (gm.T @ t.reshape(a, -1)).reshape(gw.shape)

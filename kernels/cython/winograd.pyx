@@ -10,6 +10,8 @@ stored ``v[a*A + b, t, channel]``: one ``(T, channels)`` matrix per point, for t
 - ``output_transform``: ``y = A^T M A`` into the tile's ``m x m`` output cells inside ``y``;
 - ``output_transform_t``: its transpose, ``dm = A gy A^T`` (the weight gradient's side).
 - ``forward``: all three per small block of tiles, with its own AVX2 register-tiled GEMMs, in cache.
+- ``weight_grad``: the input transform and ``output_transform_t`` per block of tiles, then the
+  weight gradient's GEMMs, its own too, added to ``du``.
 
 Each is two passes of 1-D transforms (hard-coded: Lavin & Gray's matrices for m = 2 and 4, the
 points 0, 1, -1, 2 and infinity for m = 3) through a per-tile
@@ -180,6 +182,64 @@ cdef extern from *:
     }
     FC_WMM(float)
     FC_WMM(double)
+    /* du (C x K, row-major) += v^T @ dm, v (R x C) and dm (R x K) row-major: v packed into
+       vp as blocks of 6 columns, vp[c/6][t][c%6], dm into mp as panels of 2L columns,
+       mp[k/2L][t][k%2L] (zeros past C and K), so that register tiles of 6 rows x 2L columns of
+       du run down two contiguous streams over t, the 6-column block staying in L1 across the
+       panels. vp and mp hold ceil(C/6)*6*R and ceil(K/2L)*2L*R elements. */
+    #define FC_WDW(T)                                                                        \
+    FC_CLONES static void fc_wdw_##T(Py_ssize_t R, Py_ssize_t C, Py_ssize_t K,              \
+                                     const T* restrict v, const T* restrict dm,             \
+                                     T* restrict du, T* restrict vp, T* restrict mp) {      \
+        typedef T V __attribute__((vector_size(32)));                                       \
+        enum { L = 32 / sizeof(T) };                                                        \
+        Py_ssize_t c, k, t, i;                                                              \
+        for (t = 0; t < R; t++) {                                                           \
+            for (c = 0; c + 6 <= C; c += 6)                                                 \
+                memcpy(vp + c * R + t * 6, v + t * C + c, 6 * sizeof(T));                   \
+            for (k = 0; k + 2 * L <= K; k += 2 * L)                                         \
+                memcpy(mp + k * R + t * 2 * L, dm + t * K + k, 2 * sizeof(V));              \
+            if (c < C) {                                                                    \
+                memset(vp + c * R + t * 6, 0, 6 * sizeof(T));                               \
+                memcpy(vp + c * R + t * 6, v + t * C + c, (C - c) * sizeof(T));             \
+            }                                                                               \
+            if (k < K) {                                                                    \
+                memset(mp + k * R + t * 2 * L, 0, 2 * sizeof(V));                           \
+                memcpy(mp + k * R + t * 2 * L, dm + t * K + k, (K - k) * sizeof(T));        \
+            }                                                                               \
+        }                                                                                   \
+        for (c = 0; c < C; c += 6)                                                          \
+            for (k = 0; k < K; k += 2 * L) {                                                \
+                Py_ssize_t rows = C - c < 6 ? C - c : 6;                                    \
+                Py_ssize_t cols = K - k < 2 * L ? K - k : 2 * L;                            \
+                const T* s = vp + c * R; const T* mr = mp + k * R;                          \
+                T* d = du + c * K + k;                                                      \
+                V o[12];                                                                    \
+                if (rows == 6 && cols == 2 * L)                                             \
+                    for (i = 0; i < 6; i++) memcpy(&o[2 * i], d + i * K, 2 * sizeof(V));    \
+                else {                                                                      \
+                    memset(o, 0, sizeof(o));                                                \
+                    for (i = 0; i < rows; i++) memcpy(&o[2 * i], d + i * K, cols * sizeof(T)); \
+                }                                                                           \
+                V a0 = o[0], b0 = o[1], a1 = o[2], b1 = o[3], a2 = o[4], b2 = o[5];         \
+                V a3 = o[6], b3 = o[7], a4 = o[8], b4 = o[9], a5 = o[10], b5 = o[11];       \
+                for (t = 0; t < R; t++, s += 6, mr += 2 * L) {                              \
+                    V m0, m1;                                                               \
+                    memcpy(&m0, mr, sizeof(V));                                             \
+                    memcpy(&m1, mr + L, sizeof(V));                                         \
+                    a0 += s[0] * m0; b0 += s[0] * m1; a1 += s[1] * m0; b1 += s[1] * m1;     \
+                    a2 += s[2] * m0; b2 += s[2] * m1; a3 += s[3] * m0; b3 += s[3] * m1;     \
+                    a4 += s[4] * m0; b4 += s[4] * m1; a5 += s[5] * m0; b5 += s[5] * m1;     \
+                }                                                                           \
+                V out[12] = {a0, b0, a1, b1, a2, b2, a3, b3, a4, b4, a5, b5};               \
+                if (rows == 6 && cols == 2 * L)                                             \
+                    for (i = 0; i < 6; i++) memcpy(d + i * K, &out[2 * i], 2 * sizeof(V));  \
+                else                                                                        \
+                    for (i = 0; i < rows; i++) memcpy(d + i * K, &out[2 * i], cols * sizeof(T)); \
+            }                                                                               \
+    }
+    FC_WDW(float)
+    FC_WDW(double)
     """
     void fc_wg_float(int kind, Py_ssize_t n, const float* d, Py_ssize_t ds, float* o,
                      Py_ssize_t os) noexcept nogil
@@ -189,6 +249,10 @@ cdef extern from *:
                       Py_ssize_t pv, const float* u, float* mv, Py_ssize_t pm) noexcept nogil
     void fc_wmm_double(Py_ssize_t npt, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, const double* v,
                        Py_ssize_t pv, const double* u, double* mv, Py_ssize_t pm) noexcept nogil
+    void fc_wdw_float(Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, const float* v,
+                      const float* dm, float* du, float* vp, float* mp) noexcept nogil
+    void fc_wdw_double(Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, const double* v,
+                       const double* dm, double* du, double* vp, double* mp) noexcept nogil
 
 
 def input_transform(x, v, t0, m, th, tw, pt, pl):
@@ -253,8 +317,8 @@ def forward(x, u, y, t0, T, m, pt, pl, block=6):
     """
     op = "winograd.forward"
     _checks.arrays(op, {"x": (x, 4), "u": (u, 4)}, {"y": (y, 4)})
-    t0, T, m, th, tw, pt, pl, block = _checks.winograd_forward(op, x, u, y, t0, T, m, pt, pl,
-                                                               block)
+    t0, T, m, th, tw, pt, pl, block = _checks.winograd_blocks(op, x, u, y, t0, T, m, pt, pl,
+                                                              block)
     if T == 0 or y.shape[3] == 0:
         return
     threads, r = max(1, get_max_threads()), (block + 5) // 6 * 6
@@ -262,6 +326,30 @@ def forward(x, u, y, t0, T, m, pt, pl, block=6):
     vs = np.zeros((threads, (m + 2) ** 2 * r * x.shape[3] + 1), x.dtype)
     ms = np.empty((threads, (m + 2) ** 2 * r * y.shape[3]), x.dtype)
     _forward(x, u, y, t0, T, m, th, tw, pt, pl, vs, ms)
+
+
+def weight_grad(x, gy, du, t0, T, m, pt, pl, block=144):
+    """``du[p] +=`` the sum over tiles ``[t0, t0 + T)`` of ``v[p]^T dm[p]``: the input
+    transform of x's patches (as :func:`input_transform`) against the transposed output
+    transform of gy's cells (as :func:`output_transform_t`), per block of ``block`` tiles in
+    cache, with its own register-tiled GEMMs.
+
+    x ``(N, H, W, C)``; gy ``(N, OH, OW, K)``, the grid ``ceil(OH/m) x ceil(OW/m)``; du
+    ``((m+2)^2, C, K)``, added to.
+    """
+    op = "winograd.weight_grad"
+    _checks.arrays(op, {"x": (x, 4), "gy": (gy, 4)}, {"du": (du, 3)})
+    t0, T, m, th, tw, pt, pl, block = _checks.winograd_blocks(op, x, du, gy, t0, T, m, pt, pl,
+                                                              block)
+    c, k, r = x.shape[3], gy.shape[3], min(block, T)
+    if T == 0 or c == 0 or k == 0:
+        return
+    threads, a2, lanes = max(1, get_max_threads()), (m + 2) ** 2, 64 // x.itemsize
+    v, dm = np.empty(a2 * r * c, x.dtype), np.empty(a2 * r * k, x.dtype)
+    # each thread's packed copies of one point's v and dm (fc_wdw)
+    vp = np.empty((threads, -(-c // 6) * 6 * r), x.dtype)
+    mp = np.empty((threads, -(-k // lanes) * lanes * r), x.dtype)
+    _weight_grad(x, gy, du, t0, T, m, th, tw, pt, pl, v, dm, vp, mp)
 
 
 # ------------------------------------------------------------------------------------ kernels
@@ -400,3 +488,33 @@ def _forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] u,
                 q = t0 + b * R + i
                 _scatter_tile(mv + i * K, R * K, m, A, &y[q // (th * tw), 0, 0, 0], OH, OW, K,
                               (q // tw) % th * m, q % tw * m)
+
+
+def _weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
+                 floating[:, :, ::1] du, Py_ssize_t t0, Py_ssize_t T, Py_ssize_t m,
+                 Py_ssize_t th, Py_ssize_t tw, Py_ssize_t pt, Py_ssize_t pl, floating[::1] v,
+                 floating[::1] dm, floating[:, ::1] vp, floating[:, ::1] mp):
+    cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3], K = gy.shape[3]
+    cdef Py_ssize_t OH = gy.shape[1], OW = gy.shape[2], A = m + 2, R = dm.shape[0] // (A * A * K)
+    cdef Py_ssize_t bi, b, i, p, q, cnt
+    # no input cells: the gathers read nothing (T > 0: gy has cells)
+    cdef const floating* xb = &x[0, 0, 0, 0] if x.size else NULL
+    with nogil:
+        for bi in range((T + R - 1) // R):
+            b = bi * R
+            cnt = min(R, T - b)
+            # each tile owns its rows of v and dm
+            for i in prange(cnt, schedule="static", num_threads=vp.shape[0]):
+                q = t0 + b + i
+                _gather_tile(xb + q // (th * tw) * H * W * C, H, W, C, m - 2, A, A,
+                             (q // tw) % th * m - pt, q % tw * m - pl, &v[i * C], cnt * C)
+                _gather_tile(&gy[q // (th * tw), 0, 0, 0], OH, OW, K, m + 4, m, A,
+                             (q // tw) % th * m, q % tw * m, &dm[i * K], cnt * K)
+            # each point owns du[p]; each thread its packing buffers
+            for p in prange(A * A, schedule="static", num_threads=vp.shape[0]):
+                if floating is float:
+                    fc_wdw_float(cnt, C, K, &v[p * cnt * C], &dm[p * cnt * K], &du[p, 0, 0],
+                                 &vp[threadid(), 0], &mp[threadid(), 0])
+                else:
+                    fc_wdw_double(cnt, C, K, &v[p * cnt * C], &dm[p * cnt * K], &du[p, 0, 0],
+                                  &vp[threadid(), 0], &mp[threadid(), 0])
