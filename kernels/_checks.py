@@ -246,10 +246,10 @@ def winograd_blocks(op, x, w, act, t0, T, m, pt, pl, block):
     pt, pl = integers(op, -_INT_MAX, pt=pt, pl=pl)
     th, tw = winograd_grid(op, act, m)
     c, k, panel = x.shape[3], act.shape[3], 64 // w.itemsize
-    name, expected = (("u", ((m + 2) ** 2, -(-k // panel), c, panel)) if w.ndim == 4 else
-                      ("du", ((m + 2) ** 2, c, k)))
-    shape(op, name, w, expected)
-    shape(op, "the output grid's array", act, (x.shape[0],) + act.shape[1:])
+    forward = w.ndim == 4
+    shape(op, "u" if forward else "du", w,
+          ((m + 2) ** 2, -(-k // panel), c, panel) if forward else ((m + 2) ** 2, c, k))
+    shape(op, "y" if forward else "gy", act, (x.shape[0],) + act.shape[1:])
     if t0 + T > act.shape[0] * th * tw:
         raise ValueError(f"{op}: tiles [{t0}, {t0 + T}) run past the {act.shape[0]}*{th}*{tw} "
                          f"tiles of the batch")

@@ -283,7 +283,7 @@ def test_winograd_weight_grad_kernel_checks_its_arguments(backend):
         ((x, gy, du, 0, 1, 4, 1, 1, 0), "block must be"),
         ((x, gy, du[:25], 0, 1, 4, 1, 1), "du has shape"),
         ((x, gy, du[:, :, :3], 0, 1, 4, 1, 1), "du has shape|C-contiguous"),
-        ((x, gy[:1], du, 0, 1, 4, 1, 1), "has shape"),
+        ((x, gy[:1], du, 0, 1, 4, 1, 1), "gy has shape"),
         ((x, gy.astype(np.float64), du, 0, 1, 4, 1, 1), "one dtype"),
         ((x, gy, du.reshape(-1)[:gy.size].reshape(gy.shape)[:, :, :, :4], 0, 1, 4, 1, 1),
          "dimensions"),
