@@ -197,6 +197,7 @@ PAIR_CASES = [  # kh, stride, padding (rows), dilation, h: rows paired (stride =
     (2, 1, (0, 1), 1, 7),
     (1, 1, (0, 0), 1, 5),    # one row tap
     (3, 1, (0, 0), 2, 11),   # stride != dilation: never paired
+    (3, 1, (1, 1), 1, 9),    # odd: the last task of each image is one row
     (5, 1, (2, 2), 1, 9),    # taller than a tile: never paired
 ]
 
@@ -233,6 +234,42 @@ def test_depthwise_weight_gradient_of_row_pairs(backend, case, dtype, threads):
     assert_close(gw, g_ref.dw, dtype, terms)
     assert_close(gb, gy.astype(np.float64).sum(axis=(0, 1, 2)), dtype, terms)
     np.testing.assert_array_equal(gw2, gw)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", PAIR_CASES)
+@pytest.mark.parametrize("backend", KERNEL_BACKENDS)
+def test_depthwise_forward_on_row_geometries(backend, case, dtype, threads, stream, monkeypatch):
+    """The forward (with its bias, over NaNs) against the float64 reference on the row
+    geometries of the pairs above, several images (the next row's prefetch crosses into the
+    next image, or stops at the last row), sliding strips (which prefetch) and column strides
+    and wide filters (which do not; several column tiles), channel tails, through the row
+    buffers or not."""
+    kh, s, pad, d, h = case
+    k = backends.get(backend).k.depthwise
+    if stream:
+        if not hasattr(k, "_NT"):
+            pytest.skip("no streamed stores in this backend")
+        monkeypatch.setattr(k, "_NT", 1)
+    rng = np.random.default_rng(kh * 17 + h)
+    for kw, sw, wd in ((3, 1, 11), (5, 2, 13), (1, 1, 6)):
+        xs, ws = (3, h, wd, 21), (kh, kw, 1, 21)
+        args = dict(strides=(s, sw), padding=(pad, (kw // 2, kw // 2)), dilation=(d, 1),
+                    groups=21)
+        x, w = random_array(rng, xs, dtype), random_array(rng, ws, dtype)
+        b = random_array(rng, (21,), dtype)
+        g = make_geometry(xs, ws[:2], ws[3], xs[3], args["strides"], args["padding"],
+                          args["dilation"])
+        y = np.full(g.output_shape, np.nan, dtype)
+        old = fastconv.get_num_threads()
+        fastconv.set_num_threads(threads)
+        try:
+            k.forward(x, w, y, *g.stride_args(), b)
+        finally:
+            fastconv.set_num_threads(old)
+        assert_close(y, reference("conv2d", x, w, **args) + b, dtype, kh * kw)
 
 
 @pytest.mark.parametrize("backend", KERNEL_BACKENDS)

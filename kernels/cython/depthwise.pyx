@@ -12,13 +12,15 @@ and 1 pixels. A strip walks every channel, 8 float32 (4 float64) at a time, then
 its pixels sum their (up to 3x3) taps in registers, from the bias, and store once; where the
 run's pixel step equals its tap step (stride == dilation), each source cell of the strip is
 loaded once for all the pixels that read it. Every pointer walks a contiguous row, which the
-hardware prefetchers follow; the next task's new source row is prefetched into L2. The weight
-gradient walks a whole run per channel vector, its (up to 3x3) tap sums in registers from the
-thread's ``gw`` and back, the pixels in order; where two output rows' taps differ by one source
-row (stride == dilation, at most 3 row taps), they run as a pair, each source cell loaded once
-for both. An output of at least ``_NT`` bytes (more than stays in cache; below
-``kernels/_stream.py``'s bound) is computed row by row in a per-thread buffer, then streamed to
-memory by non-temporal stores: no read of the output's lines before they are written.
+hardware prefetchers follow; the next task's new source row is prefetched into L2 (the
+forward: a strip at a time, the cells below those the strip reads; the input gradient: at the
+task's start). The weight gradient walks a whole run per channel vector, its (up to 3x3) tap
+sums in registers from the thread's ``gw`` and back, the pixels in order; where two output
+rows' taps differ by one source row (stride == dilation, at most 3 row taps), they run as a
+pair, each source cell loaded once for both. An output of at least ``_NT`` bytes (more than
+stays in cache; below ``kernels/_stream.py``'s bound) is computed row by row in a per-thread
+buffer, then streamed to memory by non-temporal stores: no read of the output's lines before
+they are written.
 :func:`backward` makes both gradients in one pass: task ``(n, r)`` computes the row
 ``gx[n, r]`` and the weight gradient of the row ``gy[n, r]`` (and ``gy[n, r + 1]`` for a pair,
 ``r`` even) while gy's rows are in cache. With
@@ -73,7 +75,8 @@ cdef extern from *:
        the channels innermost, so every pointer walks a contiguous row. The source cell of
        pixel p, tap t is s[a] + p*cs + t*ts; slide (cs == ts): the RA x (P + CA - 1) cells of
        the strip are each loaded once. The sums run in tap order (a, then t) per pixel, over
-       the pixels in order per tap, whatever the path. */
+       the pixels in order per tap, whatever the path. Sliding, the same cells pfd elements
+       past the last source row are prefetched into L2 (pfd 0: none). */
     #define FC_GATHER_BODY(T, V, L)                                                           \\
     for (; c + L <= C; c += L) {                                                              \\
         V acc[P], b0 = {0};                                                                   \\
@@ -86,6 +89,7 @@ cdef extern from *:
             if (slide) {                                                                      \\
                 FC_UNROLL for (int k = 0; k < P + CA - 1; k++) {                              \\
                     const V xv = *(const V*)(x + k * ts);                                     \\
+                    if (pfd && a == RA - 1) __builtin_prefetch(x + k * ts + pfd, 0, 2);       \\
                     FC_UNROLL for (int t = 0; t < CA; t++)                                    \\
                         if (k - t >= 0 && k - t < P) acc[k - t] += xv * wv[t];                \\
                 }                                                                             \\
@@ -135,7 +139,7 @@ cdef extern from *:
     #define FC_PASS(T, V)                                                                     \\
     FC_INLINE void fc_gather_##T(Py_ssize_t C, const int P, const int RA, const int CA,       \\
                                  const int slide, int first, const T* const* s,               \\
-                                 Py_ssize_t off, Py_ssize_t cs, Py_ssize_t ts,                \\
+                                 Py_ssize_t pfd, Py_ssize_t off, Py_ssize_t cs, Py_ssize_t ts,\\
                                  const T* const* w, Py_ssize_t js, const T* bias, T* o,       \\
                                  Py_ssize_t qs) {                                             \\
         Py_ssize_t c = 0;                                                                     \\
@@ -151,7 +155,7 @@ cdef extern from *:
         FC_WEIGHT_BODY(T, T, 1)                                                               \\
     }                                                                                         \\
     FC_INLINE void fc_pass_##T(Py_ssize_t C, const Py_ssize_t* r, Py_ssize_t t0, const int RA,\\
-                               const int CA, int first, const T* const* src,                 \\
+                               const int CA, int first, Py_ssize_t pfd, const T* const* src, \\
                                const T* const* w, const T* bias, T* out, const T* gy,        \\
                                T* const* g, T* gb, const T* gy2) {                            \\
         FC_RUN(r);                                                                            \\
@@ -176,8 +180,8 @@ cdef extern from *:
             FC_STRIPS(T, FC_GATHER)                                                           \\
     }
     /* P pixels from pixel i of the run */
-    #define FC_GATHER(T, P, SLIDE) fc_gather_##T(C, P, RA, CA, SLIDE, first, s, i * cs, cs, ts, \\
-                                                 wr, js, bias, out + q0 * C + i * qs, qs)
+    #define FC_GATHER(T, P, SLIDE) fc_gather_##T(C, P, RA, CA, SLIDE, first, s, pfd, i * cs, cs, \\
+                                                 ts, wr, js, bias, out + q0 * C + i * qs, qs)
     /* the run's pixels from i in strips of 8 and 4 (sliding when cs == ts), then 1 */
     #define FC_STRIPS(T, F) {                                                                 \\
         if (cs == ts)                                                                         \\
@@ -193,16 +197,17 @@ cdef extern from *:
     /* One task, M == 1: the output row out (gy == NULL: forward pass or input gradient, out
        overwritten) or the weight and bias gradients of the output row gy (g, gb: the thread's
        gw and gb or NULL, added to), and with gy2 those of the output row gy2 too, whose row
-       tap a reads row tap a + 1's source row, the last one the source row xr.
-       Row tap a < nr reads the source row src + rt[2a] * src_row and the weight row
-       w (g) + rt[2a + 1] * w_row; the taps in tiles of at most 3 x 3. */
+       tap a reads row tap a + 1's source row, the last one the source row xr. pfd: the
+       gather's prefetch distance (FC_GATHER_BODY). Row tap a < nr reads the source row
+       src + rt[2a] * src_row and the weight row w (g) + rt[2a + 1] * w_row; the taps in tiles
+       of at most 3 x 3. */
     #define FC_DW(T, V)                                                                       \\
     FC_PASS(T, V)                                                                             \\
     FC_CLONES static void fc_dw_##T(Py_ssize_t C, Py_ssize_t nr, const Py_ssize_t* rt,       \\
                                     const T* src, Py_ssize_t src_row, const T* w, T* g,      \\
                                     Py_ssize_t w_row, const Py_ssize_t* runs,                \\
                                     Py_ssize_t nruns, const T* bias, T* out, const T* gy,    \\
-                                    T* gb, const T* gy2, Py_ssize_t xr) {                     \\
+                                    T* gb, const T* gy2, Py_ssize_t xr, Py_ssize_t pfd) {     \\
         const T* sp[nr + 1];                                                                  \\
         const T* wp[nr > 0 ? nr : 1];                                                         \\
         T* gp[nr > 0 ? nr : 1];                                                               \\
@@ -234,8 +239,8 @@ cdef extern from *:
         }                                                                                     \\
     }
     #define FC_CASE(T, RA, CA) case RA * 4 + CA:                                              \\
-        fc_pass_##T(C, r, t0, RA, CA, first, sp + a0, wp + a0, bias, out, gy, gp + a0, gb,    \\
-                    gy2);                                                                     \\
+        fc_pass_##T(C, r, t0, RA, CA, first, a0 + RA == nr ? pfd : 0, sp + a0, wp + a0, bias, \\
+                    out, gy, gp + a0, gb, gy2);                                               \\
         break;
     #define FC_CASES(T) FC_CASE(T, 1, 1) FC_CASE(T, 1, 2) FC_CASE(T, 1, 3)                    \\
         FC_CASE(T, 2, 1) FC_CASE(T, 2, 2) FC_CASE(T, 2, 3)                                    \\
@@ -252,12 +257,13 @@ cdef extern from *:
     void fc_dw_float(Py_ssize_t C, Py_ssize_t nr, const Py_ssize_t* rt, const float* src,
                      Py_ssize_t src_row, const float* w, float* g, Py_ssize_t w_row,
                      const Py_ssize_t* runs, Py_ssize_t nruns, const float* bias, float* out,
-                     const float* gy, float* gb, const float* gy2, Py_ssize_t xr) noexcept nogil
+                     const float* gy, float* gb, const float* gy2, Py_ssize_t xr,
+                     Py_ssize_t pfd) noexcept nogil
     void fc_dw_double(Py_ssize_t C, Py_ssize_t nr, const Py_ssize_t* rt, const double* src,
                       Py_ssize_t src_row, const double* w, double* g, Py_ssize_t w_row,
                       const Py_ssize_t* runs, Py_ssize_t nruns, const double* bias, double* out,
                       const double* gy, double* gb, const double* gy2,
-                      Py_ssize_t xr) noexcept nogil
+                      Py_ssize_t xr, Py_ssize_t pfd) noexcept nogil
 
 
 def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, b=None):
@@ -339,29 +345,33 @@ cdef inline void _dw(Py_ssize_t t, const Py_ssize_t[:, :, ::1] rt, const Py_ssiz
                      const floating[:, :, :, ::1] src, const floating* w, floating* g,
                      Py_ssize_t w_row, const Py_ssize_t[:, ::1] runs, const floating* bias,
                      floating* out, const floating* gy, floating* gb, Py_ssize_t ow,
-                     floating* stage, const floating* gy2=NULL, Py_ssize_t xr=0) noexcept nogil:
+                     floating* stage, const floating* gy2=NULL, Py_ssize_t xr=0,
+                     bint spread=False) noexcept nogil:
     """Task ``t``: the output row ``(n, r)`` of ``out`` (or of ``gy``, for the weight and bias
     gradients; rows of ``ow`` pixels), prefetching the last source row of the next task (with
     ``gy2``, the row ``gy[n, r + 1]``: the weight gradients of both rows, reading the source row
-    ``xr`` too; the next two tasks' last source rows); ``stage``: the row is computed there,
-    then streamed to ``out``."""
+    ``xr`` too; the next two tasks' last source rows): all at the start, or, ``spread``, a strip
+    at a time (the gather); ``stage``: the row is computed there, then streamed to ``out``."""
     cdef Py_ssize_t OH = rt.shape[0], n = t // OH, r = t - n * OH, C = src.shape[3]
     cdef const floating* sp = &src[n, 0, 0, 0] if rn[r] else NULL
     cdef floating* o = (stage if stage else out + t * ow * C) if out else NULL
     cdef const floating* d = gy + t * ow * C if gy else NULL
-    cdef Py_ssize_t j, n1, r1
+    cdef Py_ssize_t j, n1, r1, pfd = 0
     for j in range(1 + (gy2 != NULL), 2 + 2 * (gy2 != NULL)):
         n1 = (t + j) // OH
         r1 = t + j - n1 * OH
         if n1 < src.shape[0] and rn[r1]:
-            fc_prefetch(<const char*>&src[n1, rt[r1, rn[r1] - 1, 0], 0, 0],
-                        src.shape[2] * C * sizeof(floating))
+            if not spread:
+                fc_prefetch(<const char*>&src[n1, rt[r1, rn[r1] - 1, 0], 0, 0],
+                            src.shape[2] * C * sizeof(floating))
+            elif rn[r]:
+                pfd = &src[n1, rt[r1, rn[r1] - 1, 0], 0, 0] - &src[n, rt[r, rn[r] - 1, 0], 0, 0]
     if floating is float:
         fc_dw_float(C, rn[r], &rt[r, 0, 0], sp, src.shape[2] * C, w, g, w_row, &runs[0, 0],
-                    runs.shape[0], bias, o, d, gb, gy2, xr)
+                    runs.shape[0], bias, o, d, gb, gy2, xr, pfd)
     else:
         fc_dw_double(C, rn[r], &rt[r, 0, 0], sp, src.shape[2] * C, w, g, w_row, &runs[0, 0],
-                     runs.shape[0], bias, o, d, gb, gy2, xr)
+                     runs.shape[0], bias, o, d, gb, gy2, xr, pfd)
     if stage:
         fc_stream(<char*>(out + t * ow * C), <const char*>stage, ow * C * sizeof(floating))
 
@@ -389,7 +399,8 @@ def _gather_1(const floating[:, :, :, ::1] src, const floating[:, :, :, ::1] w,
         # each (n, r) owns the row out[n, r]; contiguous blocks of rows share source rows
         for t in prange(tasks, schedule="static", num_threads=threads):
             _dw(t, rt, rn, src, &w[0, 0, 0, 0], NULL, w.shape[1] * w.shape[3], runs, bp,
-                &out[0, 0, 0, 0], NULL, NULL, out.shape[2], st + threadid() * orow if st else NULL)
+                &out[0, 0, 0, 0], NULL, NULL, out.shape[2], st + threadid() * orow if st else NULL,
+                NULL, 0, True)
 
 
 cdef inline Py_ssize_t _paired(const Py_ssize_t[:, :, ::1] rt, const Py_ssize_t[::1] rn,
