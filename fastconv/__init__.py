@@ -17,8 +17,8 @@ from fastconv.backends import BackendUnavailableError, available as available_ba
 from fastconv.functional import (ALGORITHMS, Conv2DGrads, avg_pool2d, avg_pool2d_backward,
                                  choose_algorithm, conv2d, conv2d_backward, conv_output_shape,
                                  conv_output_size, dropout, global_avg_pool2d,
-                                 global_avg_pool2d_backward, max_pool2d, max_pool2d_backward,
-                                 relu_backward)
+                                 global_avg_pool2d_backward, matmul, max_pool2d,
+                                 max_pool2d_backward, relu_backward)
 
 __version__ = "0.1.0"
 

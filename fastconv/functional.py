@@ -435,6 +435,21 @@ def global_avg_pool2d_backward(dy, x, data_format="channels_last"):
     return xp.broadcast_to(dy, x.shape).copy()
 
 
+# ------------------------------------------------------------------------- dense
+@accepts_any_array("a", "b")
+def matmul(a, b, backend=None):
+    """``a @ b`` of 2-D ``a (M, K)`` and ``b (K, N)`` of one float dtype (views such as ``a.T``
+    welcome). On the CPU backends the rows of ``a`` are split over fastconv's threads, each
+    calling one-thread BLAS: OpenBLAS's own threads spin for about 0.1 s after each call it
+    spreads over them, taking a core from the kernels that follow (bench/NOTES.md, step 27)."""
+    xp = _array_module(a, b)
+    a = _as_float_array(xp, a, "a", 2)
+    b = _as_float_array(xp, b, "b", 2, a.dtype)
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"a {a.shape} @ b {b.shape}: the inner sizes differ")
+    return _resolve_backend(xp, backend).matmul(a, b)
+
+
 # ------------------------------------------------------------------------- elementwise
 @accepts_any_array("dy", "y")
 def relu_backward(dy, y, backend=None):

@@ -82,10 +82,14 @@ class NativeBackend:
         gw = xp.empty(w.shape, x.dtype)
         gb = None
         if algorithm == "direct":
-            if need_input_grad:
-                self.k.conv_direct.backward_input(gy, w, gx, *g.stride_args(), g.groups)
             gb = xp.empty(g.o, x.dtype)
-            self.k.conv_direct.backward_weight(gy, x, gw, *g.stride_args(), g.groups, gb=gb)
+            both = getattr(self.k.conv_direct, "backward", None)   # one pass over gy (Cython)
+            if both is not None:
+                both(gy, x, w, gx, gw, *g.stride_args(), g.groups, gb=gb)
+            else:
+                if need_input_grad:
+                    self.k.conv_direct.backward_input(gy, w, gx, *g.stride_args(), g.groups)
+                self.k.conv_direct.backward_weight(gy, x, gw, *g.stride_args(), g.groups, gb=gb)
         elif algorithm == "depthwise":
             gb = xp.empty(g.o, x.dtype)   # all three in one pass over gy (CPU)
             self.k.depthwise.backward(gy, x, w, gx, gw, *g.stride_args(), gb=gb)
@@ -340,6 +344,17 @@ class NativeBackend:
             self.xp.add(y, b, out=y)
         if relu:
             self.xp.maximum(y, 0, out=y)
+
+    def matmul(self, a, b):
+        """``a @ b``; on the CPU by rows of ``a``, one range per worker (:meth:`_per_worker`)."""
+        if not self.set_num_threads or not a.shape[0]:
+            return self.xp.matmul(a, b)
+        out = self.xp.empty((a.shape[0], b.shape[1]), a.dtype)
+
+        def work(lo, hi):
+            self.xp.matmul(a[lo:hi], b, out=out[lo:hi])
+        self._per_worker(a.shape[0], 1, work)
+        return out
 
     def relu_backward(self, gy, y):
         gx = self._output(gy.shape, gy.dtype)

@@ -30,18 +30,21 @@ class Dense(ActivationMixin, Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def forward(self, x, training=False):
-        z = x @ self.kernel.value
+        z = F.matmul(x.reshape(-1, x.shape[-1]), self.kernel.value)
+        z = z.reshape(x.shape[:-1] + (self.units,))
         if self.bias is not None:
             z += self.bias.value
         y = self.activation.forward(z)
         return y, {"x": x, "y": y}
 
     def backward_preactivation(self, dz, ctx, need_input_grad=True):
-        x = ctx["x"]
-        self.kernel.add_grad(x.reshape(-1, x.shape[-1]).T @ dz.reshape(-1, self.units))
+        x, dz2 = ctx["x"], dz.reshape(-1, self.units)
+        self.kernel.add_grad(F.matmul(x.reshape(-1, x.shape[-1]).T, dz2))
         if self.bias is not None:
-            self.bias.add_grad(dz.reshape(-1, self.units).sum(axis=0))
-        return dz @ self.kernel.value.T if need_input_grad else None
+            self.bias.add_grad(dz2.sum(axis=0))
+        if not need_input_grad:
+            return None
+        return F.matmul(dz2, self.kernel.value.T).reshape(x.shape)
 
     def flops(self, input_shape, output_shape):
         return 2 * math.prod(input_shape) * self.units
