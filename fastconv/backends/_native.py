@@ -238,7 +238,7 @@ class NativeBackend:
             def work(lo, hi):
                 du = xp.zeros((a * a, g.c, g.o), x.dtype)
                 k.weight_grad(x, gy, du, lo, hi - lo, m, g.pt, g.pl,
-                              max(self._winograd_grad_tiles, 2 * g.c * g.o // (g.c + g.o)))
+                              max(self._winograd_grad_tiles, self._summed_tiles(g.c, g.o)))
                 return du
             du = sum(self._per_worker(g.n, th * tw, work))
         else:
@@ -253,6 +253,13 @@ class NativeBackend:
         t = xp.matmul(gm.T, du.reshape(a, a, -1))
         gw[...] = (gm.T @ t.reshape(a, -1)).reshape(gw.shape)
 
+    @staticmethod
+    def _summed_tiles(c, o):
+        """The least tiles per block of a weight gradient, ``2CO/(C+O)``: each block's products
+        (points x C x O) are added to the sums, at most half the traffic of its transforms
+        (blocks of 64 tiles re-added mnist4's 3.3 MiB every 64: bench/NOTES.md, step 26)."""
+        return 2 * c * o // (c + o)
+
     def _winograd_blocks(self, n, per_image, points, widths, dtype, body, acc_shape=None):
         """Call ``body(t0, *bufs, acc)`` on blocks of tiles ``[t0, t0 + T)`` of ``n`` images of
         ``per_image`` tiles, ``bufs[i]`` a ``(points, T, widths[i])`` workspace; one worker per
@@ -261,10 +268,8 @@ class NativeBackend:
         per worker."""
         xp = self.xp
         per_tile = points * sum(widths) * dtype.itemsize
-        least = self._winograd_min_tiles
-        if acc_shape:   # a block's products (points*C*K) are added to ``acc``: at least 2CK/(C+K)
-            least = max(least, 2 * widths[0] * widths[1] // sum(widths))   # tiles, so the adds
-        block = min(n * per_image, max(least, self._winograd_bytes // per_tile))  # stay small
+        least = max(self._winograd_min_tiles, self._summed_tiles(*widths) if acc_shape else 0)
+        block = min(n * per_image, max(least, self._winograd_bytes // per_tile))
 
         def work(lo, hi):
             acc = xp.zeros(acc_shape, dtype) if acc_shape else None
