@@ -311,3 +311,87 @@ def test_direct_weight_gradient_any_alignment(backend, case, dtype, offset):
                                atol=atol, err_msg=str(case))
     for a, b in zip(outs[0], outs[1]):
         np.testing.assert_array_equal(a, b)   # the same bits on every call
+
+
+def _one_pass_case(rng):
+    """A random geometry of the one-pass backward (one group, few input channels, many outputs,
+    unit column stride and dilation): odd widths, batch 1, padding, row strides, dilation."""
+    kh, kw = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    sh, dh = (int(v) for v in rng.choice([1, 1, 2], 2))
+    pt, pl = int(rng.integers(0, kh + 1)), int(rng.integers(0, kw + 2))
+    h, wd = int(rng.integers(max(1, (kh - 1) * dh + 1 - pt), 16)), int(rng.integers(kw, 45))
+    return (int(rng.integers(1, 4)), h, wd, 1, int(rng.integers(1, 6)),
+            int(rng.choice([16, 19, 32, 40, 64])), kh, kw, (sh, 1), (pt, pl), (dh, 1),
+            (int(rng.integers(0, 2)), int(rng.integers(0, 3))))
+
+
+def _backward_cases():
+    """Random one-pass cases (every gy alignment, 1 to 3 threads, with and without gx and gb),
+    and fallback cases (groups, wide input channels, column stride, few outputs)."""
+    rng = np.random.default_rng(11)
+    cases = [(_one_pass_case(rng), int(rng.integers(0, 8)), 1 + i % 3, i % 5 != 4, i % 3 != 2)
+             for i in range(10)]
+    cases += [((1, 32, 32, 1, 3, 64, 3, 3, (1, 1), (0, 0), (1, 1), (0, 0)), 4, 2, True, True)]
+    return cases + [(c, 1, 2, True, True) for c in CASES[2:8]]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case, offset, threads, need_gx, need_gb", _backward_cases())
+def test_direct_backward_one_pass(case, offset, threads, need_gx, need_gb, dtype):
+    """``conv_direct.backward`` (Cython): gx, gw and gb against the reference, the same bits on
+    every call; the one-pass path for its geometries, the two kernels for the others."""
+    k = backends.get("cython").k.conv_direct
+    rng = np.random.default_rng(sum(case[:8]) + offset)
+    x, w, y_shape, args = _case_arrays(case, rng)
+    n, oh, ow, o = y_shape
+    _, gy, gx_ref, gw_ref = _reference(x, w, y_shape, rng, *args)
+    x, w, gy = x.astype(dtype), w.astype(dtype), _at_offset(gy.astype(dtype), offset)
+    old = fastconv.get_num_threads()
+    fastconv.set_num_threads(threads)
+    try:
+        outs = []
+        for _ in range(2):
+            gx = np.full(x.shape, np.nan, dtype) if need_gx else None
+            gw, gb = np.full(w.shape, np.nan, dtype), np.full(o, np.nan, dtype)
+            k.backward(gy, x, w, gx, gw, *args, gb=gb if need_gb else None)
+            outs.append((gw, gb) + ((gx,) if need_gx else ()))
+    finally:
+        fastconv.set_num_threads(old)
+    tol = 2e-4 if dtype == np.float32 else 1e-11
+    atol = tol * np.sqrt(n * oh * ow)
+    np.testing.assert_allclose(outs[0][0], gw_ref, rtol=tol, atol=atol, err_msg=str(case))
+    if need_gb:
+        np.testing.assert_allclose(outs[0][1], gy.astype(np.float64).sum(axis=(0, 1, 2)),
+                                   rtol=tol, atol=atol, err_msg=str(case))
+    else:
+        assert np.isnan(outs[0][1]).all()
+    if need_gx:
+        np.testing.assert_allclose(outs[0][2], gx_ref, rtol=tol,
+                                   atol=tol * np.sqrt(np.prod(case[5:8])), err_msg=str(case))
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)   # the same bits on every call
+
+
+def test_direct_backward_rejects_bad_arguments():
+    k = backends.get("cython").k.conv_direct
+    x, w = np.zeros((1, 5, 5, 3), np.float32), np.zeros((3, 3, 3, 16), np.float32)
+    gy, gx, gw, gb = (np.zeros(s, np.float32) for s in ((1, 3, 3, 16), x.shape, w.shape, 16))
+    args = (1, 1, 0, 0, 1, 1, 1)
+    k.backward(gy, x, w, gx, gw, *args, gb=gb)   # valid
+    bad = [dict(gw=np.zeros((3, 3, 3, 8), np.float32)),          # gw's shape
+           dict(gx=np.zeros((1, 5, 4, 3), np.float32)),          # gx's shape
+           dict(gx=x),                                          # gx is x
+           dict(gb=gw.reshape(-1)[:16]),                        # gb overlaps gw
+           dict(gb=np.zeros(8, np.float32)),                    # gb's shape
+           dict(gb=np.zeros(16)),                               # gb's dtype
+           dict(gy=np.zeros((1, 3, 2, 16), np.float32)),         # gy too narrow for x
+           dict(gy=np.zeros((1, 3, 3, 16))),                    # gy's dtype
+           dict(w=np.zeros((3, 3, 2, 16), np.float32)),          # channels
+           dict(gx=np.zeros((5, 5, 3), np.float32)),             # rank
+           dict(gw=np.zeros(w.shape, np.float32)[:, ::-1])]      # not contiguous
+    for change in bad:
+        a = dict(gy=gy, x=x, w=w, gx=gx, gw=gw, gb=gb) | change
+        with pytest.raises(ValueError):
+            k.backward(a["gy"], a["x"], a["w"], a["gx"], a["gw"], *args, gb=a["gb"])
+    with pytest.raises(ValueError):
+        k.backward(gy, x, w, gx, gw, 1, 0, 0, 0, 1, 1, 1)       # column stride 0

@@ -34,6 +34,8 @@ from cython.parallel cimport prange, threadid
 from libc.stdint cimport uintptr_t
 from libc.string cimport memset
 
+import functools
+
 import numpy as np
 
 from fastconv.kernels import _checks
@@ -417,7 +419,7 @@ cdef extern from *:
     CD_PACK(double)
     #define FC_CLONES CD_CLONES
     #include "fc_epilogue.h"
-    /* dst[o*ld + off + ow] = src[ow*O + o] for ow < OW with 0 <= off + ow < ld, o < O: a row of
+    /* dst[o*ld + off + ow] = src[ow*sq + o] for ow < OW with 0 <= off + ow < ld, o < O: a row of
        gy with its pixels in lanes (float: 8 x 8 blocks by shuffles, the last pixels in a block
        completed by zeros where dst has room for them: its columns past the row are zeros) */
     static inline __attribute__((always_inline)) void cd_t8x8(const float* s, Py_ssize_t ss,
@@ -440,32 +442,32 @@ cdef extern from *:
         }
     }
     #define CD_TROW(T, BLOCKS)                                                              \\
-    CD_CLONES static void cd_trow_##T(Py_ssize_t OW, Py_ssize_t O, const T* src, T* dst,    \\
-                                      Py_ssize_t ld, Py_ssize_t off) {                      \\
+    CD_CLONES static void cd_trow_##T(Py_ssize_t OW, Py_ssize_t O, const T* src,            \\
+                                      Py_ssize_t sq, T* dst, Py_ssize_t ld, Py_ssize_t off) { \\
         Py_ssize_t hi = ld - off < OW ? ld - off : OW, ow = off < 0 ? -off : 0;             \\
         if (BLOCKS)                                                                         \\
             for (; ow + 8 <= hi; ow += 8) {                                                 \\
                 Py_ssize_t o = 0;                                                           \\
                 for (; o + 8 <= O; o += 8)                                                  \\
-                    cd_t8x8((const float*)src + ow * O + o, O, (float*)dst + o * ld + off + ow, ld); \\
+                    cd_t8x8((const float*)src + ow * sq + o, sq, (float*)dst + o * ld + off + ow, ld); \\
                 for (; o < O; o++)                                                          \\
-                    for (int p = 0; p < 8; p++) dst[o * ld + off + ow + p] = src[(ow + p) * O + o]; \\
+                    for (int p = 0; p < 8; p++) dst[o * ld + off + ow + p] = src[(ow + p) * sq + o]; \\
             }                                                                               \\
         if (BLOCKS && ow < hi && off + ow + 8 <= ld) {                                      \\
             Py_ssize_t o = 0;                                                               \\
             for (; o + 8 <= O; o += 8) {                                                    \\
                 cd_vfloat z[8];                                                             \\
                 for (int p = 0; p < 8; p++)                                                 \\
-                    z[p] = ow + p < hi ? *(const cd_vfloat*)((const float*)src + (ow + p) * O + o) \\
+                    z[p] = ow + p < hi ? *(const cd_vfloat*)((const float*)src + (ow + p) * sq + o) \\
                                        : (cd_vfloat){0};                                    \\
                 cd_t8x8((const float*)z, 8, (float*)dst + o * ld + off + ow, ld);           \\
             }                                                                               \\
             for (; o < O; o++)                                                              \\
-                for (Py_ssize_t p = ow; p < hi; p++) dst[o * ld + off + p] = src[p * O + o]; \\
+                for (Py_ssize_t p = ow; p < hi; p++) dst[o * ld + off + p] = src[p * sq + o]; \\
             ow = hi;                                                                        \\
         }                                                                                   \\
         for (; ow < hi; ow++)                                                               \\
-            for (Py_ssize_t o = 0; o < O; o++) dst[o * ld + off + ow] = src[ow * O + o];    \\
+            for (Py_ssize_t o = 0; o < O; o++) dst[o * ld + off + ow] = src[ow * sq + o];    \\
     }
     CD_TROW(float, 1)
     CD_TROW(double, 0)
@@ -588,10 +590,10 @@ cdef extern from *:
                       const float* b, Py_ssize_t b_step, float* out) noexcept nogil
     void cd_dot_double(Py_ssize_t n, Py_ssize_t m, const double* a, Py_ssize_t a_step,
                        const double* b, Py_ssize_t b_step, double* out) noexcept nogil
-    void cd_trow_float(Py_ssize_t OW, Py_ssize_t O, const float* src, float* dst, Py_ssize_t ld,
-                       Py_ssize_t off) noexcept nogil
-    void cd_trow_double(Py_ssize_t OW, Py_ssize_t O, const double* src, double* dst,
-                        Py_ssize_t ld, Py_ssize_t off) noexcept nogil
+    void cd_trow_float(Py_ssize_t OW, Py_ssize_t O, const float* src, Py_ssize_t sq, float* dst,
+                       Py_ssize_t ld, Py_ssize_t off) noexcept nogil
+    void cd_trow_double(Py_ssize_t OW, Py_ssize_t O, const double* src, Py_ssize_t sq,
+                        double* dst, Py_ssize_t ld, Py_ssize_t off) noexcept nogil
     void cd_xrow_float(Py_ssize_t mi, const float* g, Py_ssize_t gs, const Py_ssize_t* sl,
                        const float* w, Py_ssize_t wi, const Py_ssize_t* tp, Py_ssize_t KW,
                        Py_ssize_t C, Py_ssize_t O, Py_ssize_t ld, Py_ssize_t W, float* res,
@@ -680,12 +682,12 @@ cdef inline void _dot(Py_ssize_t n, Py_ssize_t m, const floating* a, Py_ssize_t 
         cd_dot_double(n, m, a, a_step, b, b_step, out)
 
 
-cdef inline void _trow(Py_ssize_t OW, Py_ssize_t O, const floating* src, floating* dst,
-                       Py_ssize_t ld, Py_ssize_t off) noexcept nogil:
+cdef inline void _trow(Py_ssize_t OW, Py_ssize_t O, const floating* src, Py_ssize_t sq,
+                       floating* dst, Py_ssize_t ld, Py_ssize_t off) noexcept nogil:
     if floating is float:
-        cd_trow_float(OW, O, src, dst, ld, off)
+        cd_trow_float(OW, O, src, sq, dst, ld, off)
     else:
-        cd_trow_double(OW, O, src, dst, ld, off)
+        cd_trow_double(OW, O, src, sq, dst, ld, off)
 
 
 cdef inline void _xrow(Py_ssize_t mi, const floating* g, Py_ssize_t gs, const Py_ssize_t* sl,
@@ -718,12 +720,13 @@ cdef inline void _expand(const floating* xr, Py_ssize_t W, Py_ssize_t C, Py_ssiz
                 xe[iw * O + g * Og + q] = v
 
 
-cdef inline floating* _expanded_row(const floating* xr, Py_ssize_t key, Py_ssize_t* tags,
+cdef floating* _expanded_row(const floating* xr, Py_ssize_t key, Py_ssize_t* tags,
                                    Py_ssize_t slots, floating* xe, Py_ssize_t W, Py_ssize_t C,
                                    Py_ssize_t Cg, Py_ssize_t Og, Py_ssize_t groups) noexcept nogil:
     """The row ``xr`` (number ``key`` = n*H + ih) expanded per input channel, ``[Cg, W, O]``, from
     a cache of ``slots`` rows: ``slots`` > the span of one output row's row taps keeps every row
-    an output row needs, and a thread's next rows reuse them."""
+    an output row needs, and a thread's next rows reuse them. Not inline: inlined into the
+    weight gradient's band function, its loop ran out of registers (grouped32: 7 % slower)."""
     cdef Py_ssize_t slot = key % slots, ci, size = W * Og * groups
     xe += slot * Cg * size
     if tags[slot] != key:
@@ -792,19 +795,16 @@ def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups):
     rows = _taps(gx.shape[1], w.shape[0], sh, pt, dil_h, gy.shape[1], True)
     cols = _taps(gx.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True)
     if w.shape[2] < WIDE and w.shape[3] // groups >= 8 and groups == 1 and sw == 1 and dil_w == 1:
-        # per thread: a ring of the rows of gy one input row reads, pixels in lanes, with
-        # KW - 1 zero columns either side (padded to whole vectors); the taps of one row. The
-        # small per-thread arrays end in a spare cache line: two threads writing one line would
-        # make every row wait on the other's writes (2 threads ran 1.35x instead of 1.8x)
+        # per thread: a ring of the rows of gy one input row reads (:func:`_ring`); the taps
+        # of one row. The small per-thread arrays end in a spare cache line: two threads
+        # writing one line would make every row wait on the other's writes (2 threads ran
+        # 1.35x instead of 1.8x)
         threads = max(1, get_max_threads())
-        lanes = 32 // gx.itemsize
-        ld = -(-gx.shape[2] // lanes) * lanes + w.shape[1] - 1
         slots = max(1, min((w.shape[0] - 1) * dil_h + 1, gy.shape[1]))
-        _backward_input_lanes(gy, w, gx, rows, pl,
-                              np.zeros((threads, slots, gy.shape[3], ld), gx.dtype),
+        gt, sft = _ring(threads, slots, gy.shape[3], gx.shape[2], w.shape[1], pl, gx.dtype)
+        _backward_input_lanes(gy, w, gx, rows, pl, gt, sft,
                               np.full((threads, slots + 8), -1, np.intp),
-                              np.empty((threads, gx.shape[3] * (ld - w.shape[1] + 1) + 16),
-                                       gx.dtype),
+                              np.empty((threads, gx.shape[3] * gt.shape[3] + 16), gx.dtype),
                               np.empty((threads, 2, w.shape[0] + 8), np.intp))
     elif w.shape[2] < WIDE and w.shape[3] // groups >= 8:
         _backward_input_tdot(gy, w, gx, rows, cols, sw, groups)
@@ -847,6 +847,93 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups, gb=None):
     np.sum(parts, axis=0, out=gw)
     if bias:
         np.sum(bparts[:, :gy.shape[3]], axis=0, out=gb)
+
+
+def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w, groups, gb=None):
+    """Gradients of :func:`forward`: into ``gx`` (N, H, W, C) with respect to x (None: not
+    computed), ``gw`` ``(KH, KW, C // groups, O)`` with respect to w, both overwritten, and the
+    bias's, gy summed over its pixels, into ``gb`` ``(O,)`` unless None. Few input channels,
+    one group, unit column stride and dilation, ``O >= WIDE``: one pass over gy
+    (:func:`_backward_fused`; each band read once for both gradients); otherwise
+    :func:`backward_input` and :func:`backward_weight`."""
+    op = "conv_direct.backward"
+    outs = {"gw": (gw, 4)} if gx is None else {"gx": (gx, 4), "gw": (gw, 4)}
+    if gb is not None:
+        outs["gb"] = (gb, 1)
+    _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4), "w": (w, 4)}, outs)
+    sh, sw, pt, pl, dil_h, dil_w, groups = _checks.conv(op, x, w, gy, "x", "gy", sh, sw, pt, pl,
+                                                        dil_h, dil_w, groups)
+    _checks.shape(op, "gw", gw, w.shape)
+    if gx is not None:
+        _checks.shape(op, "gx", gx, x.shape)
+    bias = _checks.bias_grad(op, gb, gy)
+    (n, h, wd, c), (kh, kw, _, o), (oh, ow) = x.shape, w.shape, gy.shape[1:3]
+    if (gx is None or not gy.size or not x.size or c >= WIDE or o < WIDE or groups != 1
+            or sw != 1 or dil_w != 1):
+        if gx is not None:
+            backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups)
+        backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups, gb=gb)
+        return
+    threads = max(1, get_max_threads())
+    band = _band(oh, ow, o, gy.itemsize)
+    # tasks (image, chunk of bands): a few per thread at least
+    nch = 1 if threads == 1 else min(-(-oh // band), -(-4 * threads // n))
+    rows_x = _taps(h, kh, sh, pt, dil_h, oh, True)
+    order, bstart, chunks, slots = _plan(h, oh, kh, sh, pt, dil_h, band, nch)
+    lanes = 32 // gy.itemsize
+    ld = -(-o // lanes) * lanes
+    gt, sft = _ring(threads, slots, o, wd, kw, pl, gw.dtype)
+    parts = np.zeros((threads,) + gw.shape, gw.dtype)
+    bparts = np.zeros((threads, o + 16 if bias else 0), gw.dtype)   # + a spare line
+    xe, tags = _row_cache(threads, kh, dil_h, h, wd, c, o, False, gw.dtype)
+    _backward_fused(gy, x, w, gx, parts, _taps(oh, kh, sh, pt, dil_h, h, False), rows_x, sh, pt,
+                    pl, dil_h, band, order, bstart, chunks, bparts, bias,
+                    np.empty((threads, band * ow * ld + 64 // gy.itemsize), gw.dtype), ld,
+                    gt, sft, np.empty((threads, c * gt.shape[3] + 16), gw.dtype),
+                    np.empty((threads, 2, kh + 8), np.intp), xe, tags)
+    np.sum(parts, axis=0, out=gw)
+    if bias:
+        np.sum(bparts[:, :o], axis=0, out=gb)
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(h, oh, kh, sh, pt, dil_h, band, nch):
+    """The one-pass backward's row plan: input row ``order[i]``, ``bstart[b] <= i <
+    bstart[b + 1]``, runs after band b, which holds the highest row of gy it reads (rows that
+    read none: band 0); chunk c runs the bands ``[chunks[c, 0], chunks[c, 1])``, after
+    transposing the earlier rows ``[chunks[c, 2], band start)`` its input rows read; ``slots``
+    rows of the ring hold a band's rows and the earlier ones its input rows read. Cached per
+    geometry (read-only arrays)."""
+    nb = -(-oh // band)
+    rt, rn = _taps(h, kh, sh, pt, dil_h, oh, True)
+    lo = rt[np.arange(h), np.maximum(rn - 1, 0), 0]
+    owner = np.where(rn > 0, rt[:, 0, 0] // band, 0)
+    order = np.argsort(owner, kind="stable").astype(np.intp)
+    bstart = np.searchsorted(owner[order], np.arange(nb + 1)).astype(np.intp)
+    slots = max(1, int(np.max(np.where(rn > 0, np.minimum(oh, (owner + 1) * band) - lo, 1))))
+    chunks = np.zeros((nch, 3), np.intp)
+    for c in range(nch):
+        b0, b1 = c * nb // nch, (c + 1) * nb // nch
+        mine = (rn > 0) & (owner >= b0) & (owner < b1)
+        chunks[c] = b0, b1, min([b0 * band] + list(lo[mine]))
+    order.flags.writeable = bstart.flags.writeable = chunks.flags.writeable = False
+    return order, bstart, chunks, slots
+
+
+def _ring(threads, slots, o, width, kw, pl, dtype):
+    """Per thread, ``slots`` rows of gy with their pixels in lanes, ``gt[tid, slot, o, col]``:
+    column ow of gy at ``col = sft + kw - 1 - pl + ow``, zeros either side (the input
+    gradient's columns in whole vectors and kw - 1 more); ``sft`` < a vector puts ow = 0 on a
+    32-byte boundary (rows of whole vectors, a 64-byte aligned array): the transposition stores
+    whole vectors, none straddling cache lines. Returns gt, sft."""
+    itemsize = np.dtype(dtype).itemsize
+    lanes = 32 // itemsize
+    sft = (pl - kw + 1) % lanes
+    ld = -(-(sft + -(-width // lanes) * lanes + kw - 1) // lanes) * lanes
+    size = threads * slots * o * ld
+    buf = np.zeros(size + 64 // itemsize, dtype)
+    s = (-buf.ctypes.data % 64) // itemsize
+    return buf[s:s + size].reshape(threads, slots, o, ld), sft
 
 
 def _band(oh, ow, o, itemsize):
@@ -958,12 +1045,12 @@ cdef void _broadcast_row(const floating[:, :, :, ::1] x, const floating[:, :, :,
 
 def _backward_input_lanes(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
                           floating[:, :, :, ::1] gx, rows, Py_ssize_t pl,
-                          floating[:, :, :, ::1] gt, Py_ssize_t[:, ::1] tags,
+                          floating[:, :, :, ::1] gt, Py_ssize_t sft, Py_ssize_t[:, ::1] tags,
                           floating[:, ::1] res, Py_ssize_t[:, :, ::1] tab):
     """Few input channels, one group, unit column stride and dilation: task ``(n, r)`` computes
     the input row ``gx[n, r]`` with its pixels in lanes (``cd_xrow``: register tiles of
     channels x vectors of columns, summed over every tap and output channel), from its rows of
-    gy transposed into the thread's ring ``gt[tid, slot, o, KW - 1 - pl + ow]`` (``tags``: the
+    gy transposed into the thread's ring (:func:`_ring`; ``tags``: the
     row ``n*OH + oh`` each slot holds, -1: none); no per-cell lane sums, no border cases."""
     cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
     cdef const Py_ssize_t[::1] rn = rows[1]
@@ -986,7 +1073,8 @@ def _backward_input_lanes(const floating[:, :, :, ::1] gy, const floating[:, :, 
                 tab[tid, 0, a] = slot
                 tab[tid, 1, a] = rt[r, a, 1]
                 if tags[tid, slot] != key:
-                    _trow(OW, O, &gy[n, rt[r, a, 0], 0, 0], &gt[tid, slot, 0, 0], ld, KW - 1 - pl)
+                    _trow(OW, O, &gy[n, rt[r, a, 0], 0, 0], O, &gt[tid, slot, 0, 0], ld,
+                          sft + KW - 1 - pl)
                     tags[tid, slot] = key
             # the next task's first row tap (its highest row of gy), unless in the ring
             pf = NULL
@@ -996,7 +1084,7 @@ def _backward_input_lanes(const floating[:, :, :, ::1] gy, const floating[:, :, 
                 if tags[tid, key % slots] != key:
                     pf = <const char*>&gy[(t + 1) // H, rt[(t + 1) % H, 0, 0], 0, 0]
                     pn = OW * O * sizeof(floating)
-            _xrow(rn[r], &gt[tid, 0, 0, 0], O * ld, &tab[tid, 0, 0], &w[0, 0, 0, 0], KW * C * O,
+            _xrow(rn[r], &gt[tid, 0, 0, sft], O * ld, &tab[tid, 0, 0], &w[0, 0, 0, 0], KW * C * O,
                   &tab[tid, 1, 0], KW, C, O, ld, W, &res[tid, 0], &gx[n, r, 0, 0], pf, pn)
 
 
@@ -1120,126 +1208,229 @@ def _backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::
                      bint expanded, Py_ssize_t band, floating[:, ::1] bparts, bint bias,
                      floating[:, ::1] packed, Py_ssize_t ld):
     """``parts[thread]`` += the weight gradient of the bands of ``band`` output rows that thread
-    ran, and ``bparts[thread]`` += their pixels of gy when ``bias``.
-    Not expanded, the rows and columns whose taps are all real run one GEMM per band and group
-    (``cd_gemm``: every tap x the group's channels, summed over the band's pixels; from a copy
-    of the band's gy in ``packed[thread]``, rows of ``ld``, unless gy is aligned); the others,
-    and the expanded rows, run register tiles of taps x output channels summed over a row."""
+    ran (:func:`_weight_band`), and ``bparts[thread]`` += their pixels of gy when ``bias``."""
     cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
     cdef const Py_ssize_t[::1] rn = rows[1]
-    cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3], KH = parts.shape[1]
-    cdef Py_ssize_t KW = parts.shape[2], Cg = parts.shape[3], O = parts.shape[4]
-    cdef Py_ssize_t OH = gy.shape[1], OW = gy.shape[2], Og = O // groups
-    cdef Py_ssize_t u, n, r, r0, r1, s0, s1, a, i, ih, j, ci, g, lo, hi, tid, part
-    cdef Py_ssize_t lo_all = 0, hi_all, nb, pr, pn
+    cdef Py_ssize_t OH = gy.shape[1], nb = (OH + band - 1) // band, u, r0, pr, pn
     cdef const char* pf = NULL
-    cdef bint merged = not expanded and groups == 1 and dil_w == 1, gemm, full, summed, copied
-    cdef floating* e = NULL
-    cdef floating* ec
-    cdef floating* pk
-    # reach[j] = [lo, hi): the output columns whose tap j reads a real input column;
-    # [lo_all, hi_all): those of every tap
-    cdef Py_ssize_t[:, ::1] reach = np.zeros((KW, 2), np.intp)
-    for j in range(KW):
-        lo = _ceil_div(pl - j * dil_w, sw)
-        reach[j, 0] = lo
-        reach[j, 1] = max(lo, min(OW, _ceil_div(W + pl - j * dil_w, sw)))
-        lo_all = max(lo_all, lo)
-    hi_all = min([reach[j, 1] for j in range(KW)])
-    gemm = not expanded and lo_all < hi_all
-    # the GEMM's rows leave nothing to do unless a tap reaches columns outside [lo_all, hi_all)
-    cdef bint edges = any(reach[j, 0] < lo_all or reach[j, 1] > hi_all for j in range(KW))
-    # the taps (i, j, c) of the GEMM: offsets in x from the band's first tap, rows in gw
-    cdef Py_ssize_t[::1] off = np.array([(i * dil_h * W + j * dil_w) * C + ci for i in range(KH)
-                                         for j in range(KW) for ci in range(Cg)] or [0], np.intp)
-    nb = (OH + band - 1) // band
+    reach, off, lo_all, hi_all = _reach(x.shape[2], x.shape[3], parts.shape[1], parts.shape[2],
+                                        parts.shape[3], gy.shape[2], sw, pl, dil_h, dil_w)
+    cdef const Py_ssize_t[:, ::1] reach_v = reach
+    cdef const Py_ssize_t[::1] off_v = off
+    cdef Py_ssize_t lo = lo_all, hi = hi_all
     with nogil:
         for u in prange(gy.shape[0] * nb, schedule="static", num_threads=parts.shape[0]):
-            n = u // nb
-            r0 = (u - n * nb) * band
-            r1 = min(OH, r0 + band)
+            r0 = (u % nb) * band
+            # the next band's gy, prefetched by the GEMM
+            pn = 0
+            if u + 1 < gy.shape[0] * nb:
+                pr = ((u + 1) % nb) * band
+                pf = <const char*>&gy[(u + 1) // nb, pr, 0, 0]
+                pn = min(band, OH - pr) * gy.shape[2] * gy.shape[3] * sizeof(floating)
+            _weight_band(gy, x, parts, rt, rn, reach_v, off_v, lo, hi, u // nb, r0,
+                         min(OH, r0 + band), threadid(), sh, sw, pt, pl, dil_w, groups, xe,
+                         tags, expanded, bparts, bias, _aligned(&packed[threadid(), 0]), ld, pf,
+                         pn)
+
+
+@functools.lru_cache(maxsize=64)
+def _reach(W, C, KH, KW, Cg, OW, sw, pl, dil_h, dil_w):
+    """The weight gradient's column plan: ``reach[j] = [lo, hi)``, the output columns whose tap
+    j reads a real input column; ``[lo_all, hi_all)``, those of every tap; ``off``, the GEMM's
+    taps (i, j, c) as offsets in x from the band's first tap (their order: rows of gw).
+    Cached per geometry (read-only arrays)."""
+    reach = np.zeros((KW, 2), np.intp)
+    lo_all = 0
+    for j in range(KW):
+        lo = _ceil_div(pl - j * dil_w, sw)
+        reach[j] = lo, max(lo, min(OW, _ceil_div(W + pl - j * dil_w, sw)))
+        lo_all = max(lo_all, lo)
+    off = np.array([(i * dil_h * W + j * dil_w) * C + ci for i in range(KH) for j in range(KW)
+                    for ci in range(Cg)] or [0], np.intp)
+    reach.flags.writeable = off.flags.writeable = False
+    return reach, off, lo_all, int(reach[:, 1].min())
+
+
+cdef inline floating* _aligned(floating* p) noexcept nogil:
+    """``p`` rounded up to a cache line (the buffers hold a spare one)."""
+    return <floating*>((<uintptr_t>p + 63) & ~(<uintptr_t>63))
+
+
+cdef Py_ssize_t _weight_band(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
+                             floating[:, :, :, :, ::1] parts, const Py_ssize_t[:, :, ::1] rt,
+                             const Py_ssize_t[::1] rn, const Py_ssize_t[:, ::1] reach,
+                             const Py_ssize_t[::1] off, Py_ssize_t lo_all, Py_ssize_t hi_all,
+                             Py_ssize_t n, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t tid,
+                             Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
+                             Py_ssize_t dil_w, Py_ssize_t groups, floating[:, :, ::1] xe,
+                             Py_ssize_t[:, ::1] tags, bint expanded, floating[:, ::1] bparts,
+                             bint bias, floating* pk, Py_ssize_t ld, const char* pf,
+                             Py_ssize_t pn) noexcept nogil:
+    """``parts[tid]`` += the weight gradient of the output rows ``[r0, r1)`` of image n, and
+    ``bparts[tid]`` += their pixels of gy when ``bias``.
+    Not expanded, the rows and columns whose taps are all real run one GEMM per group
+    (``cd_gemm``: every tap x the group's channels, summed over the band's pixels; from a copy
+    of the band's gy in ``pk``, rows of ``ld``, unless gy is aligned; prefetching ``pn`` bytes
+    at ``pf``); the others, and the expanded rows, run register tiles of taps x output channels
+    summed over a row. Returns the first row s0 of the band's copy when it holds whole rows
+    ``gy[n, s0:s1]`` (s1: the end of the run of rows whose row taps are all real), else -1."""
+    cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3], KH = parts.shape[1]
+    cdef Py_ssize_t KW = parts.shape[2], Cg = parts.shape[3], O = parts.shape[4]
+    cdef Py_ssize_t OW = gy.shape[2], Og = O // groups
+    cdef Py_ssize_t r, s0, s1, a, i, ih, j, ci, g, lo, hi, part, ret = -1
+    cdef bint merged = not expanded and groups == 1 and dil_w == 1, full, summed = False, copied
+    cdef bint gemm = not expanded and lo_all < hi_all, edges = False
+    cdef floating* e = NULL
+    cdef floating* ec
+    # the GEMM's rows leave nothing to do unless a tap reaches columns outside [lo_all, hi_all)
+    for j in range(KW):
+        edges = edges or reach[j, 0] < lo_all or reach[j, 1] > hi_all
+    # the band's rows whose row taps are all real: [s0, s1)
+    s0 = r0
+    while s0 < r1 and rn[s0] < KH:
+        s0 = s0 + 1
+    s1 = s0
+    while s1 < r1 and rn[s1] == KH:
+        s1 = s1 + 1
+    if gemm and s0 < s1:
+        # gy's vectors straddle cache lines unless aligned: then a copy, which also sums the
+        # bias gradient when it is the whole band
+        copied = (<uintptr_t>&gy[n, s0, lo_all, 0] | O * sizeof(floating)
+                  | Og * sizeof(floating)) % 32 != 0
+        summed = copied and bias and s0 == r0 and s1 == r1 and lo_all == 0 and hi_all == OW
+        if copied and groups == 1 and lo_all == 0 and hi_all == OW:
+            ret = s0
+        for g in range(groups):
+            if copied:
+                _pack(s1 - s0, hi_all - lo_all, Og, &gy[n, s0, lo_all, g * Og], OW * O, O, pk,
+                      ld, &bparts[tid, g * Og] if summed else NULL)
+            _gemm(Og, KH * KW * Cg, s1 - s0, hi_all - lo_all,
+                  &x[n, s0 * sh - pt, lo_all * sw - pl, g * Cg], sh * W * C, sw * C, &off[0],
+                  <const floating*>pk if copied else &gy[n, s0, lo_all, g * Og],
+                  (hi_all - lo_all) * ld if copied else OW * O, ld if copied else O,
+                  &parts[tid, 0, 0, 0, g * Og], O, pf, 0 if g else pn)
+    for r in range(r0, r1):
+        full = gemm and s0 <= r < s1
+        if full and not edges:
+            continue
+        for a in range(rn[r]):
+            ih = rt[r, a, 0]
+            i = rt[r, a, 1]
+            if expanded:
+                # the row expanded over all O: e[ci, iw, o] = x[ih, iw, (o // Og)*Cg + ci]
+                e = _expanded_row(&x[n, ih, 0, 0], n * H + ih, &tags[tid, 0], tags.shape[1],
+                                  &xe[tid, 0, 0], W, C, Cg, Og, groups)
+            for ci in range(Cg if expanded else 1):
+                if expanded:
+                    ec = e + ci * W * O
+                    if lo_all < hi_all:
+                        _vtile(O, KW, 1, hi_all - lo_all, ec + (lo_all * sw - pl) * O,
+                               dil_w * O, 0, sw * O, &gy[n, r, lo_all, 0], 0, O,
+                               &parts[tid, i, 0, ci, 0], Cg * O, True)
+                elif merged and lo_all < hi_all and not full:
+                    # the taps (j, c) are consecutive in x and in gw
+                    _tile(O, KW * C, 1, hi_all - lo_all, &x[n, ih, lo_all * sw - pl, 0], 1, 0,
+                          sw * C, &gy[n, r, lo_all, 0], 0, O, &parts[tid, i, 0, 0, 0], O, True)
+                for j in range(KW):
+                    for part in range(3):
+                        # the columns of tap j before, inside and after [lo_all, hi_all)
+                        lo = reach[j, 0]
+                        hi = reach[j, 1]
+                        if lo_all < hi_all:
+                            if part == 0:
+                                hi = min(hi, lo_all)
+                            elif part == 2:
+                                lo = max(lo, hi_all)
+                            elif expanded or merged or full:
+                                hi = 0
+                            else:
+                                lo = lo_all
+                                hi = hi_all
+                        elif part:
+                            hi = 0
+                        if lo >= hi:
+                            continue
+                        if expanded:
+                            _vtile(O, 1, 1, hi - lo, ec + (lo * sw - pl + j * dil_w) * O, 0, 0,
+                                   sw * O, &gy[n, r, lo, 0], 0, O, &parts[tid, i, j, ci, 0], 0,
+                                   True)
+                            continue
+                        for g in range(groups):
+                            _tile(Og, Cg, 1, hi - lo, &x[n, ih, lo * sw - pl + j * dil_w, g * Cg],
+                                  1, 0, sw * C, &gy[n, r, lo, g * Og], 0, O,
+                                  &parts[tid, i, j, 0, g * Og], O, True)
+    if bias and not summed:  # the band's gy, in cache
+        _rowsum((r1 - r0) * OW, O, &gy[n, r0, 0, 0], &bparts[tid, 0])
+    return ret
+
+
+def _backward_fused(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
+                    const floating[:, :, :, ::1] w, floating[:, :, :, ::1] gx,
+                    floating[:, :, :, :, ::1] parts, rows, rows_x, Py_ssize_t sh, Py_ssize_t pt,
+                    Py_ssize_t pl, Py_ssize_t dil_h, Py_ssize_t band,
+                    const Py_ssize_t[::1] order, const Py_ssize_t[::1] bstart,
+                    const Py_ssize_t[:, ::1] chunks, floating[:, ::1] bparts, bint bias,
+                    floating[:, ::1] packed, Py_ssize_t ld, floating[:, :, :, ::1] gt,
+                    Py_ssize_t sft, floating[:, ::1] res, Py_ssize_t[:, :, ::1] tab,
+                    floating[:, :, ::1] xe, Py_ssize_t[:, ::1] tags):
+    """Both gradients from one read of gy (the lanes path of ``backward_input``, one group).
+    Task ``(n, c)`` runs the bands ``[chunks[c, 0], chunks[c, 1])`` of image n: per band
+    :func:`_weight_band`, then the band's rows of gy transposed into the thread's ring
+    (:func:`_ring`, row oh in slot ``oh % slots``) from its aligned copy (in cache) where it has
+    one, then (``cd_xrow``) the input rows ``order[bstart[b]:bstart[b + 1]]``, those whose
+    highest row of gy is in band b (rows reading none: band 0); first the rows
+    ``[chunks[c, 2], band start)`` its input rows read from earlier bands."""
+    cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
+    cdef const Py_ssize_t[::1] rn = rows[1]
+    cdef const Py_ssize_t[:, :, ::1] rtx = rows_x[0]
+    cdef const Py_ssize_t[::1] rnx = rows_x[1]
+    cdef Py_ssize_t N = gy.shape[0], OH = gy.shape[1], OW = gy.shape[2], O = gy.shape[3]
+    cdef Py_ssize_t W = gx.shape[2], C = gx.shape[3], KH = w.shape[0], KW = w.shape[1]
+    cdef Py_ssize_t ldt = gt.shape[3], slots = gt.shape[1], nch = chunks.shape[0]
+    cdef Py_ssize_t nb = (OH + band - 1) // band, t, n, c, b, u, r0, r1, oh, s0, a, i, ih
+    cdef Py_ssize_t tid, pr, pn
+    cdef const char* pf = NULL
+    cdef floating* pk
+    reach, off, lo_all, hi_all = _reach(W, C, KH, KW, C, OW, 1, pl, dil_h, 1)
+    cdef const Py_ssize_t[:, ::1] reach_v = reach
+    cdef const Py_ssize_t[::1] off_v = off
+    cdef Py_ssize_t lo = lo_all, hi = hi_all
+    with nogil:
+        for t in prange(N * nch, schedule="static", num_threads=parts.shape[0]):
+            n = t // nch
+            c = t - n * nch
             tid = threadid()
-            summed = False
-            # the band's rows whose row taps are all real: [s0, s1)
-            s0 = r0
-            while s0 < r1 and rn[s0] < KH:
-                s0 = s0 + 1
-            s1 = s0
-            while s1 < r1 and rn[s1] == KH:
-                s1 = s1 + 1
-            if gemm and s0 < s1:
-                # the next band's gy, prefetched by the first group's GEMM
+            pk = _aligned(&packed[tid, 0])
+            for oh in range(chunks[c, 2], chunks[c, 0] * band):
+                _trow(OW, O, &gy[n, oh, 0, 0], O, &gt[tid, oh % slots, 0, 0], ldt,
+                      sft + KW - 1 - pl)
+            for b in range(chunks[c, 0], chunks[c, 1]):
+                u = n * nb + b
+                r0 = b * band
+                r1 = min(OH, r0 + band)
                 pn = 0
-                if u + 1 < gy.shape[0] * nb:
+                if u + 1 < N * nb:
                     pr = ((u + 1) % nb) * band
                     pf = <const char*>&gy[(u + 1) // nb, pr, 0, 0]
                     pn = min(band, OH - pr) * OW * O * sizeof(floating)
-                # gy's vectors straddle cache lines unless aligned: then a copy, which also
-                # sums the bias gradient when it is the whole band
-                copied = (<uintptr_t>&gy[n, s0, lo_all, 0] | O * sizeof(floating)
-                          | Og * sizeof(floating)) % 32 != 0
-                summed = copied and bias and s0 == r0 and s1 == r1 and lo_all == 0 and hi_all == OW
-                pk = <floating*>((<uintptr_t>&packed[tid, 0] + 63) & ~(<uintptr_t>63))
-                for g in range(groups):
-                    if copied:
-                        _pack(s1 - s0, hi_all - lo_all, Og, &gy[n, s0, lo_all, g * Og], OW * O,
-                              O, pk, ld, &bparts[tid, g * Og] if summed else NULL)
-                    _gemm(Og, KH * KW * Cg, s1 - s0, hi_all - lo_all,
-                          &x[n, s0 * sh - pt, lo_all * sw - pl, g * Cg], sh * W * C, sw * C,
-                          &off[0], <const floating*>pk if copied else &gy[n, s0, lo_all, g * Og],
-                          (hi_all - lo_all) * ld if copied else OW * O, ld if copied else O,
-                          &parts[tid, 0, 0, 0, g * Og], O, pf, 0 if g else pn)
-            for r in range(r0, r1):
-                full = gemm and s0 <= r < s1
-                if full and not edges:
-                    continue
-                for a in range(rn[r]):
-                    ih = rt[r, a, 0]
-                    i = rt[r, a, 1]
-                    if expanded:
-                        # the row expanded over all O: e[ci, iw, o] = x[ih, iw, (o // Og)*Cg + ci]
-                        e = _expanded_row(&x[n, ih, 0, 0], n * H + ih, &tags[tid, 0],
-                                          tags.shape[1], &xe[tid, 0, 0], W, C, Cg, Og, groups)
-                    for ci in range(Cg if expanded else 1):
-                        if expanded:
-                            ec = e + ci * W * O
-                            if lo_all < hi_all:
-                                _vtile(O, KW, 1, hi_all - lo_all, ec + (lo_all * sw - pl) * O,
-                                       dil_w * O, 0, sw * O, &gy[n, r, lo_all, 0], 0, O,
-                                       &parts[tid, i, 0, ci, 0], Cg * O, True)
-                        elif merged and lo_all < hi_all and not full:
-                            # the taps (j, c) are consecutive in x and in gw
-                            _tile(O, KW * C, 1, hi_all - lo_all, &x[n, ih, lo_all * sw - pl, 0],
-                                  1, 0, sw * C, &gy[n, r, lo_all, 0], 0, O,
-                                  &parts[tid, i, 0, 0, 0], O, True)
-                        for j in range(KW):
-                            for part in range(3):
-                                # the columns of tap j before, inside and after [lo_all, hi_all)
-                                lo = reach[j, 0]
-                                hi = reach[j, 1]
-                                if lo_all < hi_all:
-                                    if part == 0:
-                                        hi = min(hi, lo_all)
-                                    elif part == 2:
-                                        lo = max(lo, hi_all)
-                                    elif expanded or merged or full:
-                                        hi = 0
-                                    else:
-                                        lo = lo_all
-                                        hi = hi_all
-                                elif part:
-                                    hi = 0
-                                if lo >= hi:
-                                    continue
-                                if expanded:
-                                    _vtile(O, 1, 1, hi - lo, ec + (lo * sw - pl + j * dil_w) * O,
-                                           0, 0, sw * O, &gy[n, r, lo, 0], 0, O,
-                                           &parts[tid, i, j, ci, 0], 0, True)
-                                    continue
-                                for g in range(groups):
-                                    _tile(Og, Cg, 1, hi - lo,
-                                          &x[n, ih, lo * sw - pl + j * dil_w, g * Cg], 1, 0,
-                                          sw * C, &gy[n, r, lo, g * Og], 0, O,
-                                          &parts[tid, i, j, 0, g * Og], O, True)
-            if bias and not summed:  # the band's gy, in cache
-                _rowsum((r1 - r0) * OW, O, &gy[n, r0, 0, 0], &bparts[tid, 0])
+                s0 = _weight_band(gy, x, parts, rt, rn, reach_v, off_v, lo, hi, n, r0, r1, tid,
+                                  sh, 1, pt, pl, 1, 1, xe, tags, False, bparts, bias,
+                                  pk, ld, pf, pn)
+                for oh in range(r0, r1):
+                    if s0 >= 0 and rn[oh] == KH:
+                        _trow(OW, O, pk + (oh - s0) * OW * ld, ld, &gt[tid, oh % slots, 0, 0],
+                              ldt, sft + KW - 1 - pl)
+                    else:
+                        _trow(OW, O, &gy[n, oh, 0, 0], O, &gt[tid, oh % slots, 0, 0], ldt,
+                              sft + KW - 1 - pl)
+                for a in range(bstart[b], bstart[b + 1]):
+                    ih = order[a]
+                    if rnx[ih] == 0:
+                        memset(&gx[n, ih, 0, 0], 0, W * C * sizeof(floating))
+                        continue
+                    for i in range(rnx[ih]):
+                        tab[tid, 0, i] = rtx[ih, i, 0] % slots
+                        tab[tid, 1, i] = rtx[ih, i, 1]
+                    _xrow(rnx[ih], &gt[tid, 0, 0, sft], O * ldt, &tab[tid, 0, 0], &w[0, 0, 0, 0],
+                          KW * C * O, &tab[tid, 1, 0], KW, C, O, ldt, W, &res[tid, 0],
+                          &gx[n, ih, 0, 0], NULL, 0)
