@@ -2,9 +2,14 @@
 import os
 import time
 
-import pytest
+# PyTorch resolves its libgomp.so.1 to the one fastconv's kernels load: one OpenMP runtime, one
+# spin setting for both. The peer keeps libgomp's default (fastconv's cap of 10,000 made
+# PyTorch's CIFAR-10 training step ~15 % slower: bench/NOTES.md, step 25).
+os.environ.setdefault("GOMP_SPINCOUNT", "300000")
 
-from fastconv.tune import workspace_bytes
+import pytest  # noqa: E402
+
+from fastconv.tune import workspace_bytes  # noqa: E402
 
 THREADS = int(os.environ.get("FASTCONV_BENCH_THREADS", os.cpu_count()))
 SECONDS = 0.4   # of timed calls per case: the median of a few ms-long calls needs dozens
