@@ -94,11 +94,12 @@ def test_one_thread_setting_reaches_openmp_numba_and_blas(n):
     ({"GOMP_SPINCOUNT": "5"}, "5"),
     ({"OMP_WAIT_POLICY": "active"}, None),
 ])
-def test_openmp_spin_is_capped_unless_the_user_chose(env, expected):
+def test_openmp_spin_is_capped_unless_the_user_chose(env, expected, tmp_path):
     """The kernels cap how long idle OpenMP threads spin (they spun through the BLAS workers'
-    phases), leaving the user's own GOMP_SPINCOUNT or OMP_WAIT_POLICY alone."""
+    phases), leaving the user's own GOMP_SPINCOUNT or OMP_WAIT_POLICY alone. (Run outside the
+    source tree, whose ``fastconv`` has no compiled kernels.)"""
     base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     code = "import os, fastconv.kernels.cython.threads; print(os.environ.get('GOMP_SPINCOUNT'))"
-    out = subprocess.run([sys.executable, "-c", code], env=base | env, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], env=base | env, cwd=tmp_path,
+                         capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(expected)
