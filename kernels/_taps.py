@@ -44,14 +44,19 @@ def runs(n, k, s, p, d, n_cells, adjoint):
     Returns ``runs[R, RUN_FIELDS]``; run ``u`` = ``(q0, q_step, nq, cell0, cell_step, tap0,
     tap_step, tap_cell_step, ntaps)`` covers ``o = q0 + i*q_step`` for ``i < nq``, whose taps are
     ``tap0 + t*tap_step`` on the cells ``cell0 + i*cell_step + t*tap_cell_step``, ``t < ntaps``:
-    exactly the entries of ``taps(...)``. Every ``o`` is in one run. The adjoint groups the
-    indices by their phase modulo ``s`` (``q_step = s``), the forward pass has ``q_step = 1``.
+    exactly the entries of ``taps(...)``, in increasing cell (the adjoint's taps backwards), so
+    that where ``cell_step == tap_cell_step`` neighbouring indices share cells. Every ``o`` is in
+    one run. The adjoint groups the indices by their phase modulo ``s`` (``q_step = s``), the
+    forward pass has ``q_step = 1``.
     """
     tab, cnt = taps(n, k, s, p, d, n_cells, adjoint)
     step = s if adjoint else 1
     o = np.concatenate([np.arange(f, n, step) for f in range(min(step, n))] or [[]])
     o = o.astype(np.intp)
     t, c = tab[o], cnt[o]
+    if adjoint:  # the real taps of each index reversed: their cells increase
+        j = np.arange(k)
+        t = np.take_along_axis(t, np.where(j < c[:, None], c[:, None] - 1 - j, j)[..., None], 1)
     two, t1 = c > 1, t[:, min(1, k - 1)]
     sig = np.stack([t[:, 0, 1], np.where(two, t1[:, 1] - t[:, 0, 1], 0),
                     np.where(two, t1[:, 0] - t[:, 0, 0], 0), c], axis=1)

@@ -91,7 +91,7 @@ class NativeBackend:
                     self.k.conv_direct.backward_input(gy, w, gx, *g.stride_args(), g.groups)
                 self.k.conv_direct.backward_weight(gy, x, gw, *g.stride_args(), g.groups, gb=gb)
         elif algorithm == "depthwise":
-            gb = xp.empty(g.o, x.dtype)   # all three in one pass over gy (CPU)
+            gb = xp.empty(g.o, x.dtype)   # summed in the weight gradient's pass (CPU)
             self.k.depthwise.backward(gy, x, w, gx, gw, *g.stride_args(), gb=gb)
         elif algorithm == "1x1":
             self._backward_1x1(gy, x, w, g, gx, gw)

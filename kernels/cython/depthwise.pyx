@@ -21,9 +21,9 @@ pair, each source cell loaded once for both. An output of at least ``_NT`` bytes
 stays in cache; below ``kernels/_stream.py``'s bound) is computed row by row in a per-thread
 buffer, then streamed to memory by non-temporal stores: no read of the output's lines before
 they are written.
-:func:`backward` makes both gradients in one pass: task ``(n, r)`` computes the row
-``gx[n, r]`` and the weight gradient of the row ``gy[n, r]`` (and ``gy[n, r + 1]`` for a pair,
-``r`` even) while gy's rows are in cache. With
+:func:`backward` runs the input gradient as the forward pass runs (its runs list the taps in
+increasing cell, so the strips slide there too), then the weight gradient, a task per row of gy
+(rows ``r``, ``r + 1`` as a pair, ``r`` even). With
 GCC on x86-64 these kernels are compiled twice, for AVX2+FMA (chosen at run time when the CPU
 has them) and for the build's baseline (SSE2 unless ``FASTCONV_NATIVE=1``). ``M > 1`` runs
 plain loops.
@@ -292,9 +292,7 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, b=None):
 def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w, gb=None):
     """Gradients of :func:`forward`: ``gx`` (N, H, W, C) with respect to x (None: not computed)
     and ``gw`` ``(KH, KW, 1, C*M)`` with respect to w, both overwritten, and the bias's, gy
-    summed over its pixels, into ``gb`` ``(C*M,)`` unless None. ``M == 1``: one pass, task
-    ``(n, r)`` computes the row ``gx[n, r]``, then the weight and bias gradients of the row
-    ``gy[n, r]`` (with ``gy[n, r + 1]`` when the rows pair up; whose rows are still in cache)."""
+    summed over its pixels, into ``gb`` ``(C*M,)`` unless None."""
     op = "depthwise.backward"
     outs = {"gw": (gw, 4)} if gx is None else {"gx": (gx, 4), "gw": (gw, 4)}
     _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4), "w": (w, 4)}, outs)
@@ -313,11 +311,13 @@ def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w, gb=None):
     rows_x = rows if gx is None else _taps(x.shape[1], w.shape[0], sh, pt, dil_h, gy.shape[1],
                                            True)
     if m == 1 and max(rows[1].max(initial=0), rows_x[1].max(initial=0)) <= _MAX_ROW_TAPS:
+        if gx is not None and gx.size:
+            _gather_1(gy, w, gx, rows_x,
+                      _runs(x.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True), None)
         if x.size:
-            runs = _runs(gy.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False)
-            _backward_1(gy, x, w, gx, parts, rows, runs, rows_x, runs if gx is None else
-                        _runs(x.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True),
-                        bparts, bias)
+            _backward_weight_1(gy, x, parts, rows,
+                               _runs(gy.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False),
+                               bparts, bias)
     else:
         if gx is not None and gx.size:
             _gather_m(gy, w, gx, rows_x,
@@ -417,42 +417,23 @@ cdef inline Py_ssize_t _paired(const Py_ssize_t[:, :, ::1] rt, const Py_ssize_t[
     return k
 
 
-def _backward_1(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
-                const floating[:, :, :, ::1] w, gx, floating[:, :, :, :, ::1] parts, rows,
-                const Py_ssize_t[:, ::1] runs, rows_x, const Py_ssize_t[:, ::1] runs_x,
-                floating[:, ::1] bparts, bint bias):
-    """M == 1: row ``r`` of image ``n`` is one task: ``gx[n, r]`` (when r < H and gx is not
-    None), then ``parts[thread]`` += the weight gradient of ``gy[n, r]`` (when r < OH), and
-    ``bparts[thread]`` += its pixels when ``bias``."""
+def _backward_weight_1(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
+                       floating[:, :, :, :, ::1] parts, rows, const Py_ssize_t[:, ::1] runs,
+                       floating[:, ::1] bparts, bint bias):
+    """M == 1: ``parts[thread]`` += the weight gradient of the rows of gy that thread ran (row
+    ``r`` of image ``n`` one task, or with ``r + 1`` where they pair up), ``bparts[thread]`` +=
+    their pixels when ``bias``."""
     cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
     cdef const Py_ssize_t[::1] rn = rows[1]
-    cdef const Py_ssize_t[:, :, ::1] rtx = rows_x[0]
-    cdef const Py_ssize_t[::1] rnx = rows_x[1]
-    cdef floating[:, :, :, ::1] gxv
-    cdef floating* gxp = NULL
-    cdef floating* st = NULL
-    cdef floating[:, ::1] ws
-    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], OH = gy.shape[1], R = max(H, OH)
-    cdef Py_ssize_t t, n, r, k, xrow = x.shape[2] * x.shape[3]
-    if gx is not None:
-        gxv = gx
-        gxp = &gxv[0, 0, 0, 0]
-        stage = _staging(gx, parts.shape[0], xrow)
-        if stage is not None:
-            ws = stage
-            st = &ws[0, 0]
+    cdef Py_ssize_t OH = gy.shape[1], t, n, r, k
     with nogil:
-        for t in prange(N * R, schedule="static", num_threads=parts.shape[0]):
-            n = t // R
-            r = t - n * R
-            if gxp and r < H:
-                _dw(n * H + r, rtx, rnx, gy, &w[0, 0, 0, 0], NULL, w.shape[1] * w.shape[3],
-                    runs_x, NULL, gxp, NULL, NULL, x.shape[2],
-                    st + threadid() * xrow if st else NULL)
-            if r < OH and gy.shape[2] and not (r % 2 and _paired(rt, rn, r - 1)):
+        for t in prange(gy.shape[0] * OH, schedule="static", num_threads=parts.shape[0]):
+            n = t // OH
+            r = t - n * OH
+            if gy.shape[2] and not (r % 2 and _paired(rt, rn, r - 1)):
                 # rows r, r + 1 paired (r even): one pass over their source rows
                 k = _paired(rt, rn, r) if r % 2 == 0 and r + 1 < OH else 0
-                _dw(n * OH + r, rt, rn, x, NULL, &parts[threadid(), 0, 0, 0, 0],
+                _dw(t, rt, rn, x, NULL, &parts[threadid(), 0, 0, 0, 0],
                     parts.shape[2] * x.shape[3], runs, NULL, NULL, &gy[0, 0, 0, 0],
                     &bparts[threadid(), 0] if bias else NULL, gy.shape[2], NULL,
                     &gy[n, r + 1, 0, 0] if k else NULL, rt[r + 1, k - 1, 0] if k else 0)

@@ -8,8 +8,9 @@ added into the output; the channels innermost), one pixel at a time where Cython
 of 8 pixels in registers: Numba cannot keep such tiles in registers, and blocks of channels
 measured 2-10x slower here (the per-pixel views cost more than the arithmetic).
 :func:`backward` makes both gradients in one pass (task ``(n, r)``: the row ``gx[n, r]``, then
-the weight gradient of the row ``gy[n, r]``), as in Cython; Numba has no non-temporal stores,
-so no streamed rows. The ``M > 1`` kernels first regroup the weights (and gy) by multiplier,
+the weight gradient of the row ``gy[n, r]``); Cython runs them as two passes, which gained
+there (sliding strips) and measured the same here. Numba has no non-temporal stores, so no
+streamed rows. The ``M > 1`` kernels first regroup the weights (and gy) by multiplier,
 ``[..., M, C]``, so that their innermost loops are contiguous too. Each kernel compiles on first
 use.
 """
