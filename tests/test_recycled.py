@@ -51,6 +51,15 @@ def test_a_loop_holding_its_last_result_recycles_two_buffers(small_bound):
     assert len(seen) == 2
 
 
+def test_per_kind_arrays_of_one_shape_held_at_once_come_back(small_bound):
+    """A training step holds several activations of one shape at once: all come back."""
+    held = [_recycled.empty((1 << 15,), np.float32) for _ in range(_recycled.PER_KIND + 1)]
+    kept = {a.ctypes.data for a in held[1:]}    # the last PER_KIND made
+    del held
+    again = [_recycled.empty((1 << 15,), np.float32) for _ in range(_recycled.PER_KIND)]
+    assert {a.ctypes.data for a in again} == kept
+
+
 def test_only_arrays_past_the_bound_are_kept(small_bound):
     a = _recycled.empty((8, 8), np.float64)
     assert a.shape == (8, 8) and a.dtype == np.float64
