@@ -273,6 +273,20 @@ def bias_act(op, y, b):
     return y.shape[-1]
 
 
+def gradients(op, gy, x, w, gx, gw, gb):
+    """The arrays of a kernel making both gradients: ``gy``, ``x``, ``w`` in; ``gx`` (None: not
+    made; else x's shape), ``gw`` (w's shape) and ``gb`` (None, or gy's channels) out, none
+    overlapping another argument. Returns whether ``gb`` is made."""
+    outs = {"gw": (gw, 4)} if gx is None else {"gx": (gx, 4), "gw": (gw, 4)}
+    if gb is not None:
+        outs["gb"] = (gb, 1)
+    arrays(op, {"gy": (gy, 4), "x": (x, 4), "w": (w, 4)}, outs)
+    shape(op, "gw", gw, w.shape)
+    if gx is not None:
+        shape(op, "gx", gx, x.shape)
+    return bias_grad(op, gb, gy)
+
+
 def bias_grad(op, gb, gy):
     """The optional bias-gradient output ``gb[O]`` of a backward kernel reading ``gy[..., O]``:
     False when None, else checked (after ``gy``) and True."""

@@ -337,10 +337,12 @@ def _backward_cases():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case, offset, threads, need_gx, need_gb", _backward_cases())
-def test_direct_backward_one_pass(case, offset, threads, need_gx, need_gb, dtype):
-    """``conv_direct.backward`` (Cython): gx, gw and gb against the reference, the same bits on
-    every call; the one-pass path for its geometries, the two kernels for the others."""
-    k = backends.get("cython").k.conv_direct
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_direct_backward_both_gradients(backend, case, offset, threads, need_gx, need_gb,
+                                        dtype):
+    """``conv_direct.backward``: gx, gw and gb against the reference, the same bits on every
+    call; in Cython the one-pass path for its geometries, the two kernels for the others."""
+    k = backends.get(backend).k.conv_direct
     rng = np.random.default_rng(sum(case[:8]) + offset)
     x, w, y_shape, args = _case_arrays(case, rng)
     n, oh, ow, o = y_shape
@@ -372,8 +374,9 @@ def test_direct_backward_one_pass(case, offset, threads, need_gx, need_gb, dtype
         np.testing.assert_array_equal(a, b)   # the same bits on every call
 
 
-def test_direct_backward_rejects_bad_arguments():
-    k = backends.get("cython").k.conv_direct
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_direct_backward_rejects_bad_arguments(backend):
+    k = backends.get(backend).k.conv_direct
     x, w = np.zeros((1, 5, 5, 3), np.float32), np.zeros((3, 3, 3, 16), np.float32)
     gy, gx, gw, gb = (np.zeros(s, np.float32) for s in ((1, 3, 3, 16), x.shape, w.shape, 16))
     args = (1, 1, 0, 0, 1, 1, 1)

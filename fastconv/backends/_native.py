@@ -83,13 +83,7 @@ class NativeBackend:
         gb = None
         if algorithm == "direct":
             gb = xp.empty(g.o, x.dtype)
-            both = getattr(self.k.conv_direct, "backward", None)   # one pass over gy (Cython)
-            if both is not None:
-                both(gy, x, w, gx, gw, *g.stride_args(), g.groups, gb=gb)
-            else:
-                if need_input_grad:
-                    self.k.conv_direct.backward_input(gy, w, gx, *g.stride_args(), g.groups)
-                self.k.conv_direct.backward_weight(gy, x, gw, *g.stride_args(), g.groups, gb=gb)
+            self.k.conv_direct.backward(gy, x, w, gx, gw, *g.stride_args(), g.groups, gb=gb)
         elif algorithm == "depthwise":
             gb = xp.empty(g.o, x.dtype)   # summed in the weight gradient's pass (CPU)
             self.k.depthwise.backward(gy, x, w, gx, gw, *g.stride_args(), gb=gb)

@@ -206,6 +206,12 @@ def _conv_backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups, gb=No
     _bias_grad(gy, gb)
 
 
+def _conv_backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w, groups, gb=None):
+    if gx is not None:
+        _conv_backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups)
+    _conv_backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups, gb)
+
+
 def _bias_grad(gy, gb):
     """``gb`` (None: skipped) = gy summed over its pixels: the CPU kernels' fused bias gradient,
     as a reduction here."""
@@ -371,7 +377,8 @@ def dropout(x, out, seed, threshold, scale):
 
 
 kernels = SimpleNamespace(
-    conv_direct=SimpleNamespace(forward=_conv_forward, backward_input=_conv_backward_input,
+    conv_direct=SimpleNamespace(forward=_conv_forward, backward=_conv_backward,
+                                backward_input=_conv_backward_input,
                                 backward_weight=_conv_backward_weight),
     im2col=SimpleNamespace(im2col=_im2col, col2im=_col2im),
     depthwise=SimpleNamespace(forward=_depthwise_forward, backward=_depthwise_backward),

@@ -857,16 +857,9 @@ def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w, groups, gb=None):
     (:func:`_backward_fused`; each band read once for both gradients); otherwise
     :func:`backward_input` and :func:`backward_weight`."""
     op = "conv_direct.backward"
-    outs = {"gw": (gw, 4)} if gx is None else {"gx": (gx, 4), "gw": (gw, 4)}
-    if gb is not None:
-        outs["gb"] = (gb, 1)
-    _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4), "w": (w, 4)}, outs)
+    bias = _checks.gradients(op, gy, x, w, gx, gw, gb)
     sh, sw, pt, pl, dil_h, dil_w, groups = _checks.conv(op, x, w, gy, "x", "gy", sh, sw, pt, pl,
                                                         dil_h, dil_w, groups)
-    _checks.shape(op, "gw", gw, w.shape)
-    if gx is not None:
-        _checks.shape(op, "gx", gx, x.shape)
-    bias = _checks.bias_grad(op, gb, gy)
     (n, h, wd, c), (kh, kw, _, o), (oh, ow) = x.shape, w.shape, gy.shape[1:3]
     if (gx is None or not gy.size or not x.size or c >= WIDE or o < WIDE or groups != 1
             or sw != 1 or dil_w != 1):

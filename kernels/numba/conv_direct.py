@@ -50,6 +50,15 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups, b=None, relu=False):
                  np.empty(0, y.dtype) if b is None else b, b is not None, bool(relu))
 
 
+def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w, groups, gb=None):
+    """Gradients of :func:`forward`: :func:`backward_input` into ``gx`` (None: not computed), then
+    :func:`backward_weight` into ``gw`` and ``gb`` (None: not computed)."""
+    _checks.gradients("conv_direct.backward", gy, x, w, gx, gw, gb)
+    if gx is not None:
+        backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups)
+    backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups, gb=gb)
+
+
 def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups):
     """Gradient of :func:`forward` with respect to x, into ``gx`` ``(N, H, W, C)`` (overwritten)."""
     op = "conv_direct.backward_input"
