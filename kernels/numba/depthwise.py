@@ -51,13 +51,8 @@ def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w, gb=None):
     unless None. ``M == 1``: one pass, task ``(n, r)`` computes the row ``gx[n, r]``, then the
     weight and bias gradients of the row ``gy[n, r]``."""
     op = "depthwise.backward"
-    outs = {"gw": (gw, 4)} if gx is None else {"gx": (gx, 4), "gw": (gw, 4)}
-    _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4), "w": (w, 4)}, outs)
+    bias = _checks.gradients(op, gy, x, w, gx, gw, gb)
     m, geo = _checks.depthwise(op, x, w, gy, "x", "gy", sh, sw, pt, pl, dil_h, dil_w)
-    _checks.shape(op, "gw", gw, w.shape)
-    if gx is not None:
-        _checks.shape(op, "gx", gx, x.shape)
-    bias = _checks.bias_grad(op, gb, gy)
     if m == 1:
         # a static split of the rows, one private accumulator per thread, summed at the end in a
         # fixed order: the same bits on every call
