@@ -6,6 +6,7 @@ import pytest
 
 import fastconv
 from fastconv import backends
+from fastconv.kernels import _adjoint
 from conftest import CPU_BACKEND_PARAMS
 
 BACKENDS = [p for p in CPU_BACKEND_PARAMS if p.values[0] != "reference"]
@@ -398,3 +399,43 @@ def test_direct_backward_rejects_bad_arguments(backend):
             k.backward(a["gy"], a["x"], a["w"], a["gx"], a["gw"], *args, gb=a["gb"])
     with pytest.raises(ValueError):
         k.backward(gy, x, w, gx, gw, 1, 0, 0, 0, 1, 1, 1)       # column stride 0
+
+
+def _adjoint_cases():
+    """Stride-1 layers with few outputs per group: padding and implied end padding from 0 to
+    one past the filter's span (past it: no forward-pass form, the input-gradient kernel)."""
+    rng = np.random.default_rng(5)
+
+    def pad(span):   # one past the span now and then
+        return int(rng.integers(0, span + 1)) if rng.random() < 0.9 else span + 1
+    cases = []
+    for _ in range(12):
+        kh, kw, dh, dw = (int(v) for v in rng.integers(1, 4, 4))
+        pt, eh = pad((kh - 1) * dh), pad((kh - 1) * dh)
+        pl, ew = pad((kw - 1) * dw), pad((kw - 1) * dw)
+        h, wd = (int(v) for v in rng.integers(1, 9, 2) + (np.array([kh, kw]) - 1) * [dh, dw])
+        cases.append((int(rng.integers(1, 3)), h, wd, int(rng.integers(1, 5)),
+                      int(rng.integers(1, 6)), int(rng.integers(1, 8)), kh, kw, (1, 1), (pt, pl),
+                      (dh, dw), (eh, ew)))
+    return cases
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_input_gradient_as_a_forward_pass(backend, dtype):
+    """``backward_input`` with fewer than ``_adjoint.FEW`` outputs per group, stride 1, runs the
+    forward kernel on gy with the flipped filter where the paddings allow: the reference's gx
+    either way."""
+    k = backends.get(backend).k.conv_direct
+    rng = np.random.default_rng(6)
+    forward_form = 0
+    for case in _adjoint_cases():
+        x, w, y_shape, args = _case_arrays(case, rng)
+        _, gy, gx_ref, _ = _reference(x, w, y_shape, rng, *args)
+        forward_form += _adjoint.as_forward(w, x.shape[1:3], y_shape[1:3], *args) is not None
+        gx = np.full(x.shape, np.nan, dtype)
+        k.backward_input(gy.astype(dtype), w.astype(dtype), gx, *args)
+        tol = 2e-4 if dtype == np.float32 else 1e-11
+        np.testing.assert_allclose(gx, gx_ref, rtol=tol, atol=tol * np.sqrt(w.size),
+                                   err_msg=str(case))
+    assert 4 <= forward_form <= 10   # both forms drawn

@@ -25,8 +25,9 @@ bands of rows) per thread. The hot loops are C (GCC vector extensions), compiled
   rows of gy it reads, transposed once each into a per-thread ring (``cd_trow``) with zero
   columns either side: no per-cell lane sums and no border cases. Other layouts run
   ``cd_tdot``, dot products over the taps and the group's output channels, blocks of 3
-  channels x 4 pixels (2 x 4, 1 x 8) sharing each load of gy and w. ``Og < 8``: per-channel
-  sums added up per group; many input channels: broadcast over them.
+  channels x 4 pixels (2 x 4, 1 x 8) sharing each load of gy and w. ``Og < 8``: with unit
+  strides the forward pass on gy with the flipped filter (``_adjoint``), else per-channel sums
+  added up per group; many input channels: broadcast over them.
 - Pixels at the borders and everything else: ``cd_bcast`` / ``cd_dot``, several taps per pass.
 """
 from cython cimport floating
@@ -38,7 +39,7 @@ import functools
 
 import numpy as np
 
-from fastconv.kernels import _checks
+from fastconv.kernels import _adjoint, _checks
 from fastconv.kernels._stream import streamed
 from fastconv.kernels._taps import taps as _taps
 from fastconv.kernels.cython.threads import get_max_threads
@@ -809,8 +810,13 @@ def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups):
     elif w.shape[2] < WIDE and w.shape[3] // groups >= 8:
         _backward_input_tdot(gy, w, gx, rows, cols, sw, groups)
     elif w.shape[2] < WIDE:
-        acc = np.empty((max(1, get_max_threads()), w.shape[2], w.shape[3]), gx.dtype)
-        _backward_input_dot(gy, w, gx, rows, cols, groups, acc)
+        adj = _adjoint.as_forward(w, gx.shape[1:3], gy.shape[1:3], sh, sw, pt, pl, dil_h, dil_w,
+                                  groups)
+        if adj:
+            forward(gy, adj[0], gx, 1, 1, adj[1], adj[2], dil_h, dil_w, groups)
+        else:
+            acc = np.empty((max(1, get_max_threads()), w.shape[2], w.shape[3]), gx.dtype)
+            _backward_input_dot(gy, w, gx, rows, cols, groups, acc)
     else:
         # w as (KH, KW, O, Cg): the innermost loop then runs over contiguous input channels
         _backward_input_bcast(gy, np.ascontiguousarray(w.transpose(0, 1, 3, 2)), gx, rows, cols,

@@ -20,7 +20,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from fastconv.kernels import _checks
+from fastconv.kernels import _adjoint, _checks
 from fastconv.kernels._taps import taps as _taps
 from fastconv.kernels.numba.epilogue import bias_act_row
 
@@ -72,7 +72,11 @@ def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups):
         return
     rows = _taps(gx.shape[1], w.shape[0], sh, pt, dil_h, gy.shape[1], True)
     cols = _taps(gx.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True)
-    if w.shape[2] < WIDE:
+    adj = _adjoint.as_forward(w, gx.shape[1:3], gy.shape[1:3], sh, sw, pt, pl, dil_h, dil_w,
+                              groups) if w.shape[2] < WIDE else None
+    if adj:
+        forward(gy, adj[0], gx, 1, 1, adj[1], adj[2], dil_h, dil_w, groups)
+    elif w.shape[2] < WIDE:
         _backward_input_dot(gy, w, gx, *rows, *cols, groups, numba.get_num_threads())
     else:
         # w as (KH, KW, O, Cg): the innermost loop then runs over contiguous input channels
