@@ -3,9 +3,10 @@
 ``gx[h, w, g*Cg + c]`` sums ``gy[h + pt - i*dil_h, w + pl - j*dil_w, g*Og + o] * w[i, j, c,
 g*Og + o]`` over the taps and the group's outputs ``o``: the convolution of gy, padded by
 ``span - pt`` above (``span = (kh - 1)*dil_h``) and ``span - pl`` on the left, with the filter
-flipped and each group's two channel axes swapped. The CPU kernel sets run their forward kernel
-there for fewer than ``FEW`` outputs per group, where it beat their input-gradient kernels
-(ResNeXt's 32 groups of 4: 1.2-2x; bench/NOTES.md).
+flipped and each group's two channel axes swapped (:func:`flipped`). The Winograd backward runs
+its input gradient so; the CPU kernel sets run their direct forward kernel so for fewer than
+``FEW`` outputs per group, where it beat their input-gradient kernels (ResNeXt's 32 groups of 4:
+1.2-2x; bench/NOTES.md).
 """
 import numpy as np
 
@@ -28,6 +29,15 @@ def as_forward(w, gx_size, gy_size, sh, sw, pt, pl, dil_h, dil_w, groups):
         if not (p <= span and end <= span):
             return None
         pads.append(span - p)
-    og = o // groups
-    wt = w[::-1, ::-1].reshape(kh, kw, cg, groups, og).transpose(0, 1, 4, 3, 2)
-    return (np.ascontiguousarray(wt.reshape(kh, kw, og, groups * cg)),) + tuple(pads)
+    return (np.ascontiguousarray(flipped(w, groups)),) + tuple(pads)
+
+
+def flipped(w, groups):
+    """The filter ``(KH, KW, O // groups, C)`` of the input gradient's forward pass: ``w`` (HWIO)
+    flipped in space, each group's input and output channel axes swapped (a view where
+    ``groups`` is 1; any array module)."""
+    kh, kw, cg, o = w.shape
+    if groups == 1:
+        return w[::-1, ::-1].swapaxes(2, 3)
+    return w[::-1, ::-1].reshape(kh, kw, cg, groups, o // groups).transpose(0, 1, 4, 3, 2).reshape(
+        kh, kw, o // groups, groups * cg)

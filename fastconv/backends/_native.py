@@ -23,6 +23,7 @@ Algorithms:
 from concurrent.futures import ThreadPoolExecutor
 
 from fastconv.backends import _recycled
+from fastconv.kernels import _adjoint
 
 TILE_BYTES = 4 << 20   # the CPU backends' im2col tile
 _pool = {}
@@ -214,11 +215,12 @@ class NativeBackend:
 
     def _backward_winograd(self, gy, x, w, g, gx, gw):
         """The input gradient is the stride-1 correlation of ``gy`` with ``w`` flipped in space,
-        in/out swapped, top/left padding ``2 - pt, 2 - pl``: :meth:`_winograd`."""
+        in/out swapped (``kernels/_adjoint.py``), top/left padding ``2 - pt, 2 - pl``:
+        :meth:`_winograd`."""
         self._winograd_kernels()
         with self._winograd_blas(g.n):
             if gx is not None:
-                self._winograd(gy, self.xp.ascontiguousarray(w[::-1, ::-1].swapaxes(2, 3)), gx,
+                self._winograd(gy, self.xp.ascontiguousarray(_adjoint.flipped(w, 1)), gx,
                                2 - g.pt, 2 - g.pl)
             self._winograd_weight_grad(gy, x, g, gw)
 
