@@ -37,7 +37,5 @@ def flipped(w, groups):
     flipped in space, each group's input and output channel axes swapped (a view where
     ``groups`` is 1; any array module)."""
     kh, kw, cg, o = w.shape
-    if groups == 1:
-        return w[::-1, ::-1].swapaxes(2, 3)
-    return w[::-1, ::-1].reshape(kh, kw, cg, groups, o // groups).transpose(0, 1, 4, 3, 2).reshape(
-        kh, kw, o // groups, groups * cg)
+    per_group = w[::-1, ::-1].reshape(kh, kw, cg, groups, o // groups)
+    return per_group.transpose(0, 1, 4, 3, 2).reshape(kh, kw, o // groups, groups * cg)
