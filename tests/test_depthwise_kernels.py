@@ -322,3 +322,34 @@ def test_depthwise_backward_rejects_bad_arguments(backend):
             k.backward(a["gy"], a["x"], a["w"], a["gx"], a["gw"], 1, 1, 1, 1, 1, 1, gb=a["gb"])
     k.backward(gy, x, w, ok["gx"], ok["gw"], 1, 1, 1, 1, 1, 1)   # the good call passes
     np.testing.assert_array_equal(ok["gw"][1, 1, 0], 50)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("backend", KERNEL_BACKENDS)
+def test_depthwise_same_3_wide_rows(backend, dtype, stream, monkeypatch):
+    """Rows of a "same" 3-wide filter, stride 1 (the Cython kernels walk such a whole row per
+    channel vector): 1 to 3 row taps, the shortest rows (3 pixels; 2 take the other path),
+    channel tails; the forward pass with a bias and the input gradient."""
+    k = backends.get(backend).k.depthwise
+    if stream:
+        if not hasattr(k, "_NT"):
+            pytest.skip("no streamed stores in this backend")
+        monkeypatch.setattr(k, "_NT", 1)
+    rng = np.random.default_rng(5)
+    for n, h, wd, c, kh, pad_h in [(2, 1, 3, 21, 3, (1, 1)), (1, 5, 19, 13, 3, (1, 1)),
+                                   (2, 4, 2, 9, 3, (1, 1)), (1, 3, 4, 17, 1, (0, 0)),
+                                   (2, 6, 5, 8, 2, (1, 0)), (1, 7, 6, 3, 3, (2, 0))]:
+        x, w = random_array(rng, (n, h, wd, c), dtype), random_array(rng, (kh, 3, 1, c), dtype)
+        b = random_array(rng, (c,), dtype)
+        args = dict(strides=(1, 1), padding=(pad_h, (1, 1)), dilation=(1, 1), groups=c)
+        g = make_geometry(x.shape, (kh, 3), c, c, args["strides"], args["padding"],
+                          args["dilation"])
+        y_ref = reference("conv2d", x, w, **args)
+        gy = random_array(rng, y_ref.shape, dtype)
+        y = np.full(g.output_shape, np.nan, dtype)
+        k.forward(x, w, y, *g.stride_args(), b)
+        assert_close(y, y_ref + b, dtype, kh * 3)
+        gx, gw = np.full(x.shape, np.nan, dtype), np.full(w.shape, np.nan, dtype)
+        k.backward(gy, x, w, gx, gw, *g.stride_args())
+        assert_close(gx, reference("conv2d_backward", gy, x, w, **args).dx, dtype, kh * 3)
