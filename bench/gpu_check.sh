@@ -1,6 +1,7 @@
 #!/bin/bash
-# One call on a lent GPU machine (bash bench/gpu_check.sh; OUT=folder for the logs): build the Cython kernels for the device's Python, run every cupy/gpu/cuda test,
-# then the benchmark against cuDNN.  Usage: bash bench/gpu_check.sh TEST_S BENCH_S
+# One call on a lent GPU machine, from the repository root, logs into $OUT: build the Cython
+# kernels for its Python, run every cupy/gpu/cuda test, then bench/gpu.py against cuDNN.
+# Usage: bash bench/gpu_check.sh [TEST_S] [BENCH_S]   (time limits in seconds; 0 skips the bench)
 TEST_S=${1:-240}; BENCH_S=${2:-120}
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD MPLBACKEND=Agg
 start=$(date +%s)
