@@ -6,21 +6,29 @@ The lecture's formula for one spatial axis is ``floor((n + 2p - f) / s) + 1``; w
 and an odd total padding puts the extra cell at the bottom/right.
 """
 from dataclasses import dataclass
+from functools import cached_property
 import math
 import numbers
 
 DATA_FORMATS = ("channels_last", "channels_first")
 
 
+def is_int(value):
+    """An integer of any kind (Python's or NumPy's), not a bool; plain ints checked first (the
+    ABC check costs a microsecond, and a call makes dozens)."""
+    return type(value) is int or (isinstance(value, numbers.Integral)
+                                  and not isinstance(value, bool))
+
+
 def _positive_pair(value, name):
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    if is_int(value):
         value = (value, value)
     try:
         a, b = value
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}") from None
     for v in (a, b):
-        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
+        if not is_int(v) or v < 1:
             raise ValueError(f"{name} must be positive integers, got {value!r}")
     return int(a), int(b)
 
@@ -30,7 +38,7 @@ def conv_output_size(n, f, s=1, p=0, d=1):
 
     ``p`` is an int (both sides) or a pair ``(before, after)``.
     """
-    before, after = (p, p) if isinstance(p, numbers.Integral) else p
+    before, after = (p, p) if is_int(p) else p
     return (n + before + after - (d * (f - 1) + 1)) // s + 1
 
 
@@ -50,13 +58,12 @@ def resolve_padding(padding, size, kernel, strides, dilation):
             total = max((math.ceil(n / s) - 1) * s + d * (f - 1) + 1 - n, 0)
             pads.append((total // 2, total - total // 2))
         return tuple(pads)
-    if isinstance(padding, numbers.Integral) and not isinstance(padding, bool):
+    if is_int(padding):
         padding = ((padding, padding), (padding, padding))
     try:
         ph, pw = padding
-        pads = tuple((p, p) if isinstance(p, numbers.Integral) else tuple(p) for p in (ph, pw))
-        ok = all(len(p) == 2 and all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
-                                     and v >= 0 for v in p) for p in pads)
+        pads = tuple((p, p) if is_int(p) else tuple(p) for p in (ph, pw))
+        ok = all(len(p) == 2 and all(is_int(v) and v >= 0 for v in p) for p in pads)
     except (TypeError, ValueError):
         ok = False
     if not ok:
@@ -89,11 +96,11 @@ class Geometry:
     pl: int
     pr: int
 
-    @property
+    @cached_property
     def oh(self):
         return conv_output_size(self.h, self.kh, self.sh, (self.pt, self.pb), self.dil_h)
 
-    @property
+    @cached_property
     def ow(self):
         return conv_output_size(self.w, self.kw, self.sw, (self.pl, self.pr), self.dil_w)
 

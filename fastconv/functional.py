@@ -24,14 +24,13 @@ for dense 3x3 stride-1 filters over 16 or more channels; else 'im2col'. With the
 """
 from collections import namedtuple
 import math
-import numbers
 
 import numpy as np
 
 from fastconv import backends, tune
 from fastconv._config import get_backend
 from fastconv._shapes import (check_data_format, conv_output_shape, conv_output_size,  # noqa: F401
-                              make_geometry)
+                              is_int, make_geometry)
 from fastconv.interop.dlpack import accepts_any_array
 
 ALGORITHMS = ("auto", "direct", "im2col", "1x1", "depthwise", "winograd")
@@ -144,7 +143,7 @@ def _prepare_conv(x, w, strides, padding, dilation, groups, data_format, algorit
     be = _resolve_backend(xp, backend)
     x, w = _to_nhwc(xp, x, data_format), _hwio(xp, w, data_format)
     _check_nonempty(x)
-    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups < 1:
+    if not is_int(groups) or groups < 1:
         raise ValueError(f"groups must be a positive int, got {groups!r}")
     kh, kw, cg, o = w.shape
     c = x.shape[3]
@@ -477,7 +476,7 @@ def dropout(x, rate, seed, noise_shape=None, backend=None):
     x = xp.ascontiguousarray(_as_float_array(xp, xp.asarray(x), "x", np.ndim(x)))
     if not 0 <= rate < 1:
         raise ValueError(f"the dropout rate must lie in [0, 1), got {rate}")
-    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     shape = x.shape if noise_shape is None else tuple(noise_shape)
     if len(shape) != x.ndim or any(s not in (1, n) for s, n in zip(shape, x.shape)):

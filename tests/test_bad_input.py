@@ -27,6 +27,10 @@ W = np.zeros((3, 3, 4, 6), np.float32)
     (dict(padding="full"), ValueError, "padding must be"),
     (dict(padding=-1), ValueError, "padding must be"),
     (dict(padding=((1, 2, 3), (0, 0))), ValueError, "padding must be"),
+    (dict(strides=True), ValueError, "strides must be an int or a pair"),
+    (dict(dilation=(1, True)), ValueError, "dilation must be positive integers"),
+    (dict(padding=((True, 0), (0, 0))), ValueError, "padding must be"),
+    (dict(groups=True), ValueError, "groups must be a positive int"),
     (dict(data_format="NHWC"), ValueError, "data_format must be one of"),
     (dict(algorithm="fft"), ValueError, "algorithm must be one of"),
     (dict(algorithm="1x1"), ValueError, "needs a 1x1 filter"),
@@ -43,6 +47,13 @@ def test_conv2d_rejects(kwargs, error, match):
     args = dict(x=X, w=W, b=None) | kwargs
     with pytest.raises(error, match=match):
         fastconv.conv2d(**args)
+
+
+def test_conv2d_takes_numpy_integers_like_ints():
+    ints = fastconv.conv2d(X, W, strides=2, padding=((1, 0), 1), dilation=(1, 2))
+    numpy_ints = fastconv.conv2d(X, W, strides=np.int64(2), padding=((np.int32(1), 0), np.uint8(1)),
+                                 dilation=(np.int16(1), 2))
+    np.testing.assert_array_equal(ints, numpy_ints)
 
 
 def test_conv2d_backward_rejects_a_wrong_dy():
