@@ -3,7 +3,8 @@
     python bench/report.py bench/results/cpu-2core.json > bench/results/cpu-2core.md
 
 Ratio = PyTorch's median time / ours (> 1: fastconv is faster). Ratios, not absolute times,
-are what carry across these shared, noisy machines.
+are what carry across these shared, noisy machines. A run of ``bench/test_paired.py`` (both
+libraries in alternation) gives the median and quartiles of the rounds' ratios instead.
 """
 import json
 import sys
@@ -12,6 +13,8 @@ from collections import defaultdict
 
 def main(path):
     data = json.load(open(path))
+    if "ratio" in data["benchmarks"][0]["extra_info"]:
+        return paired(data)
     groups = defaultdict(dict)
     for b in data["benchmarks"]:
         groups[b["group"]][b["extra_info"]["impl"]] = b
@@ -44,6 +47,23 @@ def main(path):
         print(f"| {name} | {rate:.1f} | {best} | **{ratios[best]:.2f}** | {best_rate:.1f} | "
               f"{space} | " + " | ".join(cells)
               + " |")
+
+
+def paired(data):
+    print(f"# Speed vs PyTorch, paired {data['machine_info'].get('cpu', {}).get('brand_raw', '')}"
+          "\n")
+    print(f"threads: {data['benchmarks'][0]['extra_info'].get('threads')}; each round times "
+          "PyTorch's call, then fastconv's default one (backend 'cython', algorithm 'auto'); "
+          "ratio = PyTorch's time / ours in the same round (> 1 is faster): the median over the "
+          "rounds, and its quartiles; rate = GFLOP/s (pooling: GB/s) from the median times.\n")
+    print("| case | rounds | ratio | quartiles | PyTorch rate | fastconv rate |")
+    print("|---|---|---|---|---|---|")
+    for b in data["benchmarks"]:
+        i = b["extra_info"]
+        unit = "gflops" if "gflops" in i else "gbytes_per_s"
+        print(f"| {b['group']} | {b['stats']['rounds']} | **{i['ratio']:.2f}** | "
+              f"{i['ratio_q1']:.2f}-{i['ratio_q3']:.2f} | {i['peer_' + unit]:.1f} | "
+              f"{i[unit]:.1f} |")
 
 
 if __name__ == "__main__":
