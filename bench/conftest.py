@@ -51,7 +51,6 @@ def record(benchmark):
     return run
 
 
-
 @pytest.fixture
 def record_paired(benchmark):
     """Time ``fn`` under pytest-benchmark with ``peer`` run just before each of its rounds (and
