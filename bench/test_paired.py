@@ -8,22 +8,17 @@ from shapes import CONV_LAYERS, POOL_LAYERS
 pytest.importorskip("torch", reason="the benchmark's peer is PyTorch: pip install .[bench]")
 import calls  # noqa: E402
 
-DIRECTIONS = ("forward", "backward")
-CONV = [(layer, d) for layer in CONV_LAYERS for d in DIRECTIONS]
-POOL = [(layer, d) for layer in POOL_LAYERS for d in DIRECTIONS]
+# (the call, fastconv's impl, what its second value counts, layer, direction)
+CASES = [(call, impl, amount, layer, d)
+         for call, impl, amount, layers in ((calls.conv, "cython-auto", "flops", CONV_LAYERS),
+                                            (calls.max_pool, "cython", "bytes_moved", POOL_LAYERS))
+         for layer in layers for d in ("forward", "backward")]
 
 
-@pytest.mark.parametrize("layer, direction", CONV, ids=[f"{l.name}-{d}" for l, d in CONV])
-def test_conv_paired(record_paired, benchmark, layer, direction):
+@pytest.mark.parametrize("call, impl, amount, layer, direction", CASES,
+                         ids=[f"{c[3].name}-{c[4]}" for c in CASES])
+def test_paired(record_paired, benchmark, call, impl, amount, layer, direction):
     benchmark.group = f"{layer.name} {direction}"
-    peer, flops = calls.conv(layer, direction, "torch")
-    fn, _ = calls.conv(layer, direction, "cython-auto")
-    record_paired(fn, peer, flops=flops, impl="cython-auto")
-
-
-@pytest.mark.parametrize("layer, direction", POOL, ids=[f"{l.name}-{d}" for l, d in POOL])
-def test_max_pool_paired(record_paired, benchmark, layer, direction):
-    benchmark.group = f"{layer.name} {direction}"
-    peer, moved = calls.max_pool(layer, direction, "torch")
-    fn, _ = calls.max_pool(layer, direction, "cython")
-    record_paired(fn, peer, bytes_moved=moved, impl="cython")
+    peer, count = call(layer, direction, "torch")
+    fn, _ = call(layer, direction, impl)
+    record_paired(fn, peer, impl=impl, **{amount: count})

@@ -72,16 +72,17 @@ def backward_input(gy, w, gx, sh, sw, pt, pl, dil_h, dil_w, groups):
         return
     rows = _taps(gx.shape[1], w.shape[0], sh, pt, dil_h, gy.shape[1], True)
     cols = _taps(gx.shape[2], w.shape[1], sw, pl, dil_w, gy.shape[2], True)
-    adj = _adjoint.as_forward(w, gx.shape[1:3], gy.shape[1:3], sh, sw, pt, pl, dil_h, dil_w,
-                              groups) if w.shape[2] < WIDE else None
-    if adj:
-        forward(gy, adj[0], gx, 1, 1, adj[1], adj[2], dil_h, dil_w, groups)
-    elif w.shape[2] < WIDE:
-        _backward_input_dot(gy, w, gx, *rows, *cols, groups, numba.get_num_threads())
-    else:
+    if w.shape[2] >= WIDE:
         # w as (KH, KW, O, Cg): the innermost loop then runs over contiguous input channels
         _backward_input_bcast(gy, np.ascontiguousarray(w.transpose(0, 1, 3, 2)), gx, *rows,
                               *cols, groups, numba.get_num_threads())
+        return
+    adj = _adjoint.as_forward(w, gx.shape[1:3], gy.shape[1:3], sh, sw, pt, pl, dil_h, dil_w,
+                              groups)
+    if adj:
+        forward(gy, adj[0], gx, 1, 1, adj[1], adj[2], dil_h, dil_w, groups)
+    else:
+        _backward_input_dot(gy, w, gx, *rows, *cols, groups, numba.get_num_threads())
 
 
 def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups, gb=None):
