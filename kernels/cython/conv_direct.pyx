@@ -6,10 +6,11 @@ fused (float32/float64) kernel without the GIL, one static range of rows (weight
 bands of rows) per thread. The hot loops are C (GCC vector extensions), compiled twice by
 ``target_clones``: AVX2+FMA (chosen at run time) and the build's baseline.
 
-- ``cd_tile``: a register tile of up to 4 pixels x 2 vectors of output channels, summed over
-  every tap (rows x (column, channel)) before one store: the forward pass over the columns whose
-  taps are all real, and the weight gradient (tiles of taps x channels summed over a row's
-  columns). ``cd_vtile`` is the same with a vector instead of a broadcast scalar.
+- ``cd_tile``: a register tile of 3 pixels x 4 vectors of output channels (where there are
+  fewer, up to 4 pixels x 2 vectors), summed over every tap (rows x (column, channel)) before
+  one store: the forward pass over the columns whose taps are all real, and the weight
+  gradient (tiles of taps x channels summed over a row's columns). ``cd_vtile``: tiles of up
+  to 4 pixels x 2 vectors with a vector instead of a broadcast scalar.
 - Weight gradient, not expanded: ``cd_gemm``, a GEMM (every tap x output channels) whose
   reduction runs over a band of output rows, in register tiles of 3 taps x 4 vectors (or 6 x 2,
   6 x 1) kept over all the band's pixels whose taps are all real, prefetching the next band
@@ -115,7 +116,7 @@ cdef extern from *:
     /* out[p*os + k] (+)= sum over r < mi, t < m of A * b[r*br + t*bs + k] for p < P, k < n,
        A = a[p*as + r*ar + t*at] (cd_tile: a scalar broadcast) or a[p*as + r*ar + t*at + k]
        (cd_vtile: a vector): a register tile of PB rows of out x two vectors of k, the sum over
-       (r, t) kept in registers; out is overwritten unless acc */
+       (r, t) kept in registers; out is overwritten unless acc (cd_tile: CD_WBLOCK first) */
     #define CD_BCX(ap, k) (ap)[0]
     #define CD_VCX(ap, k) (*(const V*)((ap) + (k)))
     #define CD_BLOCK(T, PB, NAME, X, VK)                                                    \\
@@ -143,6 +144,45 @@ cdef extern from *:
             else { o[0] = c[q][0]; *(V*)((T*)o + L) = c[q][1]; }                             \\
         }                                                                                   \\
     }
+    /* cd_tile's wide block: PB rows of out x four vectors of k (a scalar broadcast), 12 sums
+       for 7 loads (cifar1's forward 0.79-0.83x its time in blocks of 4 rows x 2 vectors, 8
+       sums for 6 loads); cd_tile runs it over all whole blocks of four vectors of k */
+    #define CD_WBLOCK(T, PB)                                                                \\
+    static inline __attribute__((always_inline)) void cd_wtile##PB##_##T(                  \\
+            Py_ssize_t k, Py_ssize_t mi, Py_ssize_t m, const T* a, Py_ssize_t as,          \\
+            Py_ssize_t ar, Py_ssize_t at, const T* b, Py_ssize_t br, Py_ssize_t bs,        \\
+            T* out, Py_ssize_t os, int acc) {                                               \\
+        typedef T V __attribute__((vector_size(32), aligned(sizeof(T))));                  \\
+        const Py_ssize_t L = 32 / sizeof(T);                                                \\
+        V c[PB][4];                                                                         \\
+        for (int q = 0; q < PB; q++)                                                        \\
+            for (int v = 0; v < 4; v++) c[q][v] = (V){0};                                   \\
+        for (Py_ssize_t r = 0; r < mi; r++)                                                 \\
+            for (Py_ssize_t t = 0; t < m; t++) {                                            \\
+                const T* bp = b + r * br + t * bs + k;                                      \\
+                const T* ap = a + r * ar + t * at;                                          \\
+                V wv[4];                                                                    \\
+                for (int v = 0; v < 4; v++) wv[v] = *(const V*)(bp + v * L);                \\
+                for (int q = 0; q < PB; q++) {                                              \\
+                    const T s = ap[q * as];                                                 \\
+                    for (int v = 0; v < 4; v++) c[q][v] += s * wv[v];                       \\
+                }                                                                           \\
+            }                                                                               \\
+        for (int q = 0; q < PB; q++)                                                        \\
+            for (int v = 0; v < 4; v++) {                                                   \\
+                V* o = (V*)(out + q * os + k + v * L);                                      \\
+                if (acc) *o += c[q][v]; else *o = c[q][v];                                  \\
+            }                                                                               \\
+    }
+    #define CD_WIDE_cd_tile(T)                                                              \\
+        for (; k + 128 / (Py_ssize_t)sizeof(T) <= n; k += 128 / sizeof(T)) {               \\
+            Py_ssize_t p = 0;                                                               \\
+            for (; p + 3 <= P; p += 3)                                                      \\
+                cd_wtile3_##T(k, mi, m, a + p * as, as, ar, at, b, br, bs, out + p * os, os, acc); \\
+            if (P - p == 2) cd_wtile2_##T(k, mi, m, a + p * as, as, ar, at, b, br, bs, out + p * os, os, acc); \\
+            else if (P - p == 1) cd_wtile1_##T(k, mi, m, a + p * as, as, ar, at, b, br, bs, out + p * os, os, acc); \\
+        }
+    #define CD_WIDE_cd_vtile(T)
     #define CD_TILE_FN(T, NAME, X, VK)                                                      \\
     CD_BLOCK(T, 4, NAME, X, VK) CD_BLOCK(T, 3, NAME, X, VK)                                \\
     CD_BLOCK(T, 2, NAME, X, VK) CD_BLOCK(T, 1, NAME, X, VK)                                \\
@@ -151,6 +191,7 @@ cdef extern from *:
             const T* b, Py_ssize_t br, Py_ssize_t bs, T* out, Py_ssize_t os, int acc) {     \\
         const Py_ssize_t L2 = 64 / sizeof(T);                                               \\
         Py_ssize_t k = 0;                                                                   \\
+        CD_WIDE_##NAME(T)                                                                   \\
         for (; k + L2 <= n; k += L2) {                                                      \\
             Py_ssize_t p = 0;                                                               \\
             for (; p + 4 <= P; p += 4)                                                      \\
@@ -170,7 +211,8 @@ cdef extern from *:
                 out[p * os + k] = acc ? out[p * os + k] + s : s;                            \\
             }                                                                               \\
     }
-    #define CD_TILE(T) CD_TILE_FN(T, cd_tile, CD_BCX, 0) CD_TILE_FN(T, cd_vtile, CD_VCX, 1)
+    #define CD_TILE(T) CD_WBLOCK(T, 3) CD_WBLOCK(T, 2) CD_WBLOCK(T, 1)                       \\
+                       CD_TILE_FN(T, cd_tile, CD_BCX, 0) CD_TILE_FN(T, cd_vtile, CD_VCX, 1)
     CD_TILE(float)
     CD_TILE(double)
     /* res[i] = the sum of the lanes of c[i], i < cnt: float vectors eight at a time by a
