@@ -115,8 +115,8 @@ cdef extern from *:
     }
     /* out[p*os + k] (+)= sum over r < mi, t < m of A * b[r*br + t*bs + k] for p < P, k < n,
        A = a[p*as + r*ar + t*at] (cd_tile: a scalar broadcast) or a[p*as + r*ar + t*at + k]
-       (cd_vtile: a vector): a register tile of PB rows of out x two vectors of k, the sum over
-       (r, t) kept in registers; out is overwritten unless acc (cd_tile: CD_WBLOCK first) */
+       (cd_vtile: a vector): a register tile of PB rows of out x VB vectors of k, the sum over
+       (r, t) kept in registers; out is overwritten unless acc */
     /* a tile's sums s stored at o: added unless overwritten, then (+ bias[kk], then ReLU as
        fc_epilogue: v < 0 -> 0, NaN stays NaN) */
     #define CD_STORE(o, s, kk) {                                                            \\
@@ -130,67 +130,47 @@ cdef extern from *:
         *(V*)(o) = cs_; }
     #define CD_BCX(ap, k) (ap)[0]
     #define CD_VCX(ap, k) (*(const V*)((ap) + (k)))
-    #define CD_BLOCK(T, PB, NAME, X, VK)                                                    \\
-    static inline __attribute__((always_inline)) void NAME##PB##_##T(                      \\
+    #define CD_BLOCK(T, PB, VB, NAME, X, VK)                                                \\
+    static inline __attribute__((always_inline)) void NAME##PB##_##VB##_##T(               \\
             Py_ssize_t k, Py_ssize_t mi, Py_ssize_t m, const T* a, Py_ssize_t as,          \\
             Py_ssize_t ar, Py_ssize_t at, const T* b, Py_ssize_t br, Py_ssize_t bs,        \\
             T* out, Py_ssize_t os, int acc, const T* bias, int relu) {                      \\
         typedef T V __attribute__((vector_size(32), aligned(sizeof(T))));                  \\
         const Py_ssize_t L = 32 / sizeof(T);                                                \\
-        V c[PB][2];                                                                         \\
-        for (int q = 0; q < PB; q++) c[q][0] = c[q][1] = (V){0};                            \\
+        V c[PB][VB];                                                                        \\
+        for (int q = 0; q < PB; q++)                                                        \\
+            for (int v = 0; v < VB; v++) c[q][v] = (V){0};                                  \\
         for (Py_ssize_t r = 0; r < mi; r++)                                                 \\
             for (Py_ssize_t t = 0; t < m; t++) {                                            \\
                 const T* bp = b + r * br + t * bs + k;                                      \\
                 const T* ap = a + r * ar + t * at + VK * k;                                 \\
-                V w0 = *(const V*)bp, w1 = *(const V*)(bp + L);                             \\
-                for (int q = 0; q < PB; q++) {                                              \\
-                    c[q][0] += X(ap + q * as, 0) * w0;                                      \\
-                    c[q][1] += X(ap + q * as, L) * w1;                                      \\
-                }                                                                           \\
+                V wv[VB];                                                                   \\
+                for (int v = 0; v < VB; v++) wv[v] = *(const V*)(bp + v * L);              \\
+                for (int q = 0; q < PB; q++)                                                \\
+                    for (int v = 0; v < VB; v++) c[q][v] += X(ap + q * as, v * L) * wv[v];  \\
             }                                                                               \\
         for (int q = 0; q < PB; q++)                                                        \\
-            for (int v = 0; v < 2; v++) CD_STORE(out + q * os + k + v * L, c[q][v], k + v * L) \\
+            for (int v = 0; v < VB; v++) CD_STORE(out + q * os + k + v * L, c[q][v], k + v * L) \\
     }
-    /* cd_tile's wide block: PB rows of out x four vectors of k (a scalar broadcast), 12 sums
-       for 7 loads (cifar1's forward 0.79-0.83x its time in blocks of 4 rows x 2 vectors, 8
-       sums for 6 loads); cd_tile runs it over all whole blocks of four vectors of k */
-    #define CD_WBLOCK(T, PB)                                                                \\
-    static inline __attribute__((always_inline)) void cd_wtile##PB##_##T(                  \\
-            Py_ssize_t k, Py_ssize_t mi, Py_ssize_t m, const T* a, Py_ssize_t as,          \\
-            Py_ssize_t ar, Py_ssize_t at, const T* b, Py_ssize_t br, Py_ssize_t bs,        \\
-            T* out, Py_ssize_t os, int acc, const T* bias, int relu) {                      \\
-        typedef T V __attribute__((vector_size(32), aligned(sizeof(T))));                  \\
-        const Py_ssize_t L = 32 / sizeof(T);                                                \\
-        V c[PB][4];                                                                         \\
-        for (int q = 0; q < PB; q++)                                                        \\
-            for (int v = 0; v < 4; v++) c[q][v] = (V){0};                                   \\
-        for (Py_ssize_t r = 0; r < mi; r++)                                                 \\
-            for (Py_ssize_t t = 0; t < m; t++) {                                            \\
-                const T* bp = b + r * br + t * bs + k;                                      \\
-                const T* ap = a + r * ar + t * at;                                          \\
-                V wv[4];                                                                    \\
-                for (int v = 0; v < 4; v++) wv[v] = *(const V*)(bp + v * L);                \\
-                for (int q = 0; q < PB; q++) {                                              \\
-                    const T s = ap[q * as];                                                 \\
-                    for (int v = 0; v < 4; v++) c[q][v] += s * wv[v];                       \\
-                }                                                                           \\
-            }                                                                               \\
-        for (int q = 0; q < PB; q++)                                                        \\
-            for (int v = 0; v < 4; v++) CD_STORE(out + q * os + k + v * L, c[q][v], k + v * L) \\
-    }
+    /* cd_tile first runs blocks of PB rows x four vectors of k over all whole blocks of four
+       vectors: 12 sums for 7 loads (cifar1's forward 0.79-0.83x its time in blocks of 4 rows x
+       2 vectors, 8 sums for 6 loads); cd_vtile's would load a vector per sum */
     #define CD_WIDE_cd_tile(T)                                                              \\
         for (; k + 128 / (Py_ssize_t)sizeof(T) <= n; k += 128 / sizeof(T)) {               \\
             Py_ssize_t p = 0;                                                               \\
-            for (; p + 3 <= P; p += 3)                                                      \\
-                cd_wtile3_##T(k, mi, m, a + p * as, as, ar, at, b, br, bs, out + p * os, os, acc, bias, relu); \\
-            if (P - p == 2) cd_wtile2_##T(k, mi, m, a + p * as, as, ar, at, b, br, bs, out + p * os, os, acc, bias, relu); \\
-            else if (P - p == 1) cd_wtile1_##T(k, mi, m, a + p * as, as, ar, at, b, br, bs, out + p * os, os, acc, bias, relu); \\
+            for (; p + 3 <= P; p += 3) CD_TCALL(T, cd_tile, 3, 4);                          \\
+            if (P - p == 2) CD_TCALL(T, cd_tile, 2, 4);                                     \\
+            else if (P - p == 1) CD_TCALL(T, cd_tile, 1, 4);                                \\
         }
+    #define CD_TCALL(T, NAME, PB, VB) NAME##PB##_##VB##_##T(k, mi, m, a + p * as, as, ar, at, b, \\
+                                                           br, bs, out + p * os, os, acc, bias, \\
+                                                           relu)
     #define CD_WIDE_cd_vtile(T)
     #define CD_TILE_FN(T, NAME, X, VK)                                                      \\
-    CD_BLOCK(T, 4, NAME, X, VK) CD_BLOCK(T, 3, NAME, X, VK)                                \\
-    CD_BLOCK(T, 2, NAME, X, VK) CD_BLOCK(T, 1, NAME, X, VK)                                \\
+    CD_BLOCK(T, 3, 4, NAME, X, VK) CD_BLOCK(T, 2, 4, NAME, X, VK)                          \\
+    CD_BLOCK(T, 1, 4, NAME, X, VK) CD_BLOCK(T, 4, 2, NAME, X, VK)                          \\
+    CD_BLOCK(T, 3, 2, NAME, X, VK) CD_BLOCK(T, 2, 2, NAME, X, VK)                          \\
+    CD_BLOCK(T, 1, 2, NAME, X, VK)                                                          \\
     CD_CLONES static void NAME##_##T(Py_ssize_t n, Py_ssize_t P, Py_ssize_t mi,             \\
             Py_ssize_t m, const T* a, Py_ssize_t as, Py_ssize_t ar, Py_ssize_t at,          \\
             const T* b, Py_ssize_t br, Py_ssize_t bs, T* out, Py_ssize_t os, int acc,       \\
@@ -200,12 +180,11 @@ cdef extern from *:
         CD_WIDE_##NAME(T)                                                                   \\
         for (; k + L2 <= n; k += L2) {                                                      \\
             Py_ssize_t p = 0;                                                               \\
-            for (; p + 4 <= P; p += 4)                                                      \\
-                NAME##4_##T(k, mi, m, a + p * as, as, ar, at, b, br, bs, out + p * os, os, acc, bias, relu); \\
+            for (; p + 4 <= P; p += 4) CD_TCALL(T, NAME, 4, 2);                             \\
             switch (P - p) {                                                                \\
-            case 3: NAME##3_##T(k, mi, m, a + p * as, as, ar, at, b, br, bs, out + p * os, os, acc, bias, relu); break; \\
-            case 2: NAME##2_##T(k, mi, m, a + p * as, as, ar, at, b, br, bs, out + p * os, os, acc, bias, relu); break; \\
-            case 1: NAME##1_##T(k, mi, m, a + p * as, as, ar, at, b, br, bs, out + p * os, os, acc, bias, relu); break; \\
+            case 3: CD_TCALL(T, NAME, 3, 2); break;                                         \\
+            case 2: CD_TCALL(T, NAME, 2, 2); break;                                         \\
+            case 1: CD_TCALL(T, NAME, 1, 2); break;                                         \\
             }                                                                               \\
         }                                                                                   \\
         for (; k < n; k++)                                                                  \\
@@ -222,8 +201,7 @@ cdef extern from *:
                 out[p * os + k] = s;                                                        \\
             }                                                                               \\
     }
-    #define CD_TILE(T) CD_WBLOCK(T, 3) CD_WBLOCK(T, 2) CD_WBLOCK(T, 1)                       \\
-                       CD_TILE_FN(T, cd_tile, CD_BCX, 0) CD_TILE_FN(T, cd_vtile, CD_VCX, 1)
+    #define CD_TILE(T) CD_TILE_FN(T, cd_tile, CD_BCX, 0) CD_TILE_FN(T, cd_vtile, CD_VCX, 1)
     CD_TILE(float)
     CD_TILE(double)
     /* res[i] = the sum of the lanes of c[i], i < cnt: float vectors eight at a time by a
