@@ -324,12 +324,11 @@ cdef extern from *:
             o[t] = off[t];                                                                  \\
             for (int v = 0; v < VB; v++) c[t][v] = (V){0};                                  \\
         }                                                                                   \\
-        for (Py_ssize_t r = 0; r < R; r++)                                                  \\
+        for (Py_ssize_t r = 0; r < R; r++) {                                                \\
+            for (e += Q; p < pe && e >= ev; e -= ev) { __builtin_prefetch(p, 0, 3); p += 64; } \\
             for (Py_ssize_t q = 0; q < Q; q++) {                                            \\
                 const T* ap = a + r * ar + q * aq;                                          \\
                 const T* bp = b + r * br + q * bq + k;                                      \\
-                if (q == 0)                                                                 \\
-                    for (e += Q; p < pe && e >= ev; e -= ev) { __builtin_prefetch(p, 0, 3); p += 64; } \\
                 V g[VB];                                                                    \\
                 for (int v = 0; v < VB; v++) g[v] = *(const V*)(bp + v * L);               \\
                 for (int t = 0; t < TB; t++) {                                              \\
@@ -337,6 +336,7 @@ cdef extern from *:
                     for (int v = 0; v < VB; v++) c[t][v] += s * g[v];                      \\
                 }                                                                           \\
             }                                                                               \\
+        }                                                                                   \\
         for (int t = 0; t < TB; t++)                                                        \\
             for (int v = 0; v < VB; v++) *(V*)(out + t * os + k + v * L) += c[t][v];       \\
         *pf = p;                                                                            \\
