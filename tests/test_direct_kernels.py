@@ -1,4 +1,5 @@
-"""The CPU direct-convolution kernels on every path they pick (thin inputs, few output channels per
+"""The CPU direct-convolution kernels on every path they pick (thin inputs, groups of 4 channels
+(rotated lanes; with an odd number of groups float32 runs expanded), few output channels per
 group (expanded rows), few input channels per group, wide groups), with strides, padding,
 dilation and odd sizes, against a float64 NumPy reference, on 1 and 2 threads."""
 import numpy as np
@@ -14,7 +15,8 @@ BACKENDS = [p for p in CPU_BACKEND_PARAMS if p.values[0] != "reference"]
 CASES = [  # n, h, w, groups, cg, og, kh, kw, (sh, sw), (pt, pl), (dil_h, dil_w), extra (oh, ow)
     (3, 12, 11, 1, 1, 32, 3, 3, (1, 1), (0, 0), (1, 1), (0, 0)),      # mnist1-like
     (2, 10, 13, 1, 3, 64, 3, 3, (1, 1), (0, 0), (1, 1), (0, 0)),      # cifar1-like
-    (2, 9, 10, 8, 4, 4, 3, 3, (1, 1), (1, 1), (1, 1), (0, 0)),        # resnext-like, expanded
+    (2, 9, 10, 10, 4, 4, 3, 3, (1, 1), (1, 1), (1, 1), (0, 0)),       # resnext-like, rotated lanes
+    (2, 8, 9, 3, 4, 4, 2, 3, (1, 2), (2, 1), (2, 1), (0, 1)),         # groups of 4, odd count
     (2, 9, 8, 2, 3, 40, 3, 2, (2, 1), (1, 0), (1, 2), (1, 0)),        # wide groups, tail channels
     (2, 8, 9, 3, 2, 5, 2, 3, (1, 2), (2, 1), (2, 1), (0, 1)),         # expanded, odd sizes
     (1, 7, 9, 1, 17, 8, 3, 3, (2, 2), (1, 2), (1, 1), (1, 1)),        # many input channels
