@@ -21,6 +21,8 @@ bands of rows) per thread. The hot loops are C (GCC vector extensions), compiled
   x's vector at the output's channels rotated within each group of 4 lanes (three in-lane
   permutes) times weights rotated the same way once per call (``_rotated``): a pixel's sums over
   every tap in registers, four vectors at a time, the epilogue in them; x is read in place.
+  Their weight gradient (``cd_wrot4``) sums x's rotated lanes times gy over each output row, a
+  strip of channels at a time, into the rotated layout, taken back once per call.
 - Other layers with few output channels per group (``Og < WIDE``) run "expanded": a row of x
   is copied once per input channel into ``xe[ci, iw, o] = x[iw, (o // Og)*Cg + ci]`` (a
   per-thread cache of the rows an output row needs), so that the tiles run over all O channels
@@ -648,6 +650,44 @@ cdef extern from *:
     }
     CD_ROT4(float)
     CD_ROT4(double)
+    /* The weight gradient of cd_rot4's layers, in its rotated layout: g[i, j, s, l] += the sum
+       over the output row gy (pixels q in [reach[2j], reach[2j + 1])) of x's lanes at the cell
+       q*sw - pl + j*dil of row rt[2a] rotated by s, times gy[q, l] (row taps a < mi, tap
+       i = rt[2a + 1]): 4 sums of 2 vectors in registers over the row, a channel strip
+       (2 lines a pixel) of gy and x's rows staying in L1 over every tap. */
+    #define CD_WROT4_BLOCK(T, K) {                                                          \\
+        for (Py_ssize_t a = 0; a < mi; a++)                                                 \\
+            for (Py_ssize_t j = 0; j < KW; j++) {                                           \\
+                V s[4][K];                                                                  \\
+                for (int r = 0; r < 4; r++)                                                 \\
+                    for (int u = 0; u < K; u++) s[r][u] = (V){0};                           \\
+                const T* xp = x + rt[2 * a] * xr + (reach[2 * j] * sw - pl + j * dil) * O + k; \\
+                const T* gp = gy + reach[2 * j] * O + k;                                    \\
+                for (Py_ssize_t q = reach[2 * j]; q < reach[2 * j + 1]; q++, xp += xs, gp += O) \\
+                    for (int u = 0; u < K; u++) {                                           \\
+                        const V xv = *(const V*)(xp + u * L), gv = *(const V*)(gp + u * L); \\
+                        s[0][u] += xv * gv;                                                 \\
+                        s[1][u] += CD_ROT_##T(xv, 1) * gv;                                  \\
+                        s[2][u] += CD_ROT_##T(xv, 2) * gv;                                  \\
+                        s[3][u] += CD_ROT_##T(xv, 3) * gv;                                  \\
+                    }                                                                       \\
+                T* gp4 = g + (rt[2 * a + 1] * KW + j) * 4 * O + k;                          \\
+                for (int r = 0; r < 4; r++)                                                 \\
+                    for (int u = 0; u < K; u++) *(V*)(gp4 + r * O + u * L) += s[r][u];       \\
+            }                                                                               \\
+    }
+    #define CD_WROT4(T)                                                                     \\
+    CD_CLONES static void cd_wrot4_##T(Py_ssize_t O, Py_ssize_t mi, const Py_ssize_t* rt,   \\
+            const T* x, Py_ssize_t xr, const T* gy, const Py_ssize_t* reach, Py_ssize_t KW, \\
+            Py_ssize_t sw, Py_ssize_t pl, Py_ssize_t dil, T* g) {                           \\
+        typedef cd_v##T V;                                                                  \\
+        const Py_ssize_t L = 32 / sizeof(T), xs = sw * O;                                   \\
+        Py_ssize_t k = 0;                                                                   \\
+        for (; k + 2 * L <= O; k += 2 * L) CD_WROT4_BLOCK(T, 2)                             \\
+        for (; k < O; k += L) CD_WROT4_BLOCK(T, 1)                                          \\
+    }
+    CD_WROT4(float)
+    CD_WROT4(double)
     """
     void cd_rot4_float(Py_ssize_t O, Py_ssize_t OW, Py_ssize_t mi, const Py_ssize_t* rt,
                        const float* x, Py_ssize_t xr, const float* w, Py_ssize_t wr,
@@ -657,6 +697,12 @@ cdef extern from *:
                         const double* x, Py_ssize_t xr, const double* w, Py_ssize_t wr,
                         const Py_ssize_t* ct, const Py_ssize_t* cn, Py_ssize_t KW,
                         Py_ssize_t dil, const double* bias, int relu, double* y) noexcept nogil
+    void cd_wrot4_float(Py_ssize_t O, Py_ssize_t mi, const Py_ssize_t* rt, const float* x,
+                        Py_ssize_t xr, const float* gy, const Py_ssize_t* reach, Py_ssize_t KW,
+                        Py_ssize_t sw, Py_ssize_t pl, Py_ssize_t dil, float* g) noexcept nogil
+    void cd_wrot4_double(Py_ssize_t O, Py_ssize_t mi, const Py_ssize_t* rt, const double* x,
+                         Py_ssize_t xr, const double* gy, const Py_ssize_t* reach, Py_ssize_t KW,
+                         Py_ssize_t sw, Py_ssize_t pl, Py_ssize_t dil, double* g) noexcept nogil
     void cd_bcast_float(Py_ssize_t n, Py_ssize_t m, const float* a, Py_ssize_t a_step,
                         const float* b, Py_ssize_t b_step, float* out) noexcept nogil
     void cd_bcast_double(Py_ssize_t n, Py_ssize_t m, const double* a, Py_ssize_t a_step,
@@ -768,6 +814,15 @@ cdef inline void _rot4(Py_ssize_t O, Py_ssize_t OW, Py_ssize_t mi, const Py_ssiz
         cd_rot4_float(O, OW, mi, rt, x, xr, w, wr, ct, cn, KW, dil, bias, relu, y)
     else:
         cd_rot4_double(O, OW, mi, rt, x, xr, w, wr, ct, cn, KW, dil, bias, relu, y)
+
+
+cdef inline void _wrot4(Py_ssize_t O, Py_ssize_t mi, const Py_ssize_t* rt, const floating* x,
+                        Py_ssize_t xr, const floating* gy, const Py_ssize_t* reach, Py_ssize_t KW,
+                        Py_ssize_t sw, Py_ssize_t pl, Py_ssize_t dil, floating* g) noexcept nogil:
+    if floating is float:
+        cd_wrot4_float(O, mi, rt, x, xr, gy, reach, KW, sw, pl, dil, g)
+    else:
+        cd_wrot4_double(O, mi, rt, x, xr, gy, reach, KW, sw, pl, dil, g)
 
 
 cdef inline void _tdot(Py_ssize_t n, Py_ssize_t P, Py_ssize_t nc, Py_ssize_t mi, Py_ssize_t m,
@@ -897,8 +952,8 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups, b=None, relu=False):
     if not y.size:
         return
     threads = max(1, get_max_threads())
-    rotated = _rotated(w, groups)
-    expanded = rotated is None and y.shape[3] // groups < WIDE
+    rot = _rotations(w, groups)
+    expanded = rot is None and y.shape[3] // groups < WIDE
     xe, tags = _row_cache(threads, w.shape[0], dil_h, x.shape[1], x.shape[2], w.shape[2],
                           y.shape[3], expanded, y.dtype)
     stage = np.empty((threads, y.shape[2] * y.shape[3]) if streamed(y.nbytes, _NT) else (0, 0),
@@ -906,18 +961,21 @@ def forward(x, w, y, sh, sw, pt, pl, dil_h, dil_w, groups, b=None, relu=False):
     _forward(x, w, y, _taps(y.shape[1], w.shape[0], sh, pt, dil_h, x.shape[1], False),
              _taps(y.shape[2], w.shape[1], sw, pl, dil_w, x.shape[2], False), sw, dil_w, groups,
              xe, tags, expanded, stage, np.empty(0, y.dtype) if b is None else b, b is not None,
-             bool(relu), w if rotated is None else rotated, rotated is not None)
+             bool(relu), w if rot is None else np.ascontiguousarray(w[:, :, rot[0], rot[1]]),
+             rot is not None)
 
 
-def _rotated(w, groups):
+def _rotations(w, groups):
     """For groups of 4 input and 4 output channels filling whole vectors (ResNeXt's 32x4d):
+    the index ``(c, o)`` with ``c[s, o] = (o % 4 + s) % 4``, so that ``w[:, :, c, o]`` is
     ``wr[i, j, s, o] = w[i, j, (o % 4 + s) % 4, o]``, the weights ``cd_rot4`` multiplies x's
-    rotated lanes by (grouped32's forward 0.37x its expanded time); else None."""
+    lanes rotated by s with (grouped32's forward 0.37x its expanded time), and
+    ``gw[:, :, c, o] = gwr`` takes ``cd_wrot4``'s gradient back; else None."""
     O = w.shape[3]
     if w.shape[2] != 4 or O != 4 * groups or O % (32 // w.itemsize):
         return None
     lanes = np.arange(O)
-    return np.ascontiguousarray(w[:, :, (np.arange(4)[:, None] + lanes % 4) % 4, lanes])
+    return (np.arange(4)[:, None] + lanes % 4) % 4, lanes
 
 
 def _row_cache(threads, kh, dil_h, height, width, cg, o, expanded, dtype):
@@ -987,15 +1045,19 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups, gb=None):
     lanes = 32 // gy.itemsize
     ld = -(-(gy.shape[3] // groups) // lanes) * lanes
     packed = np.empty((threads, band * gy.shape[2] * ld + 64 // gy.itemsize), gw.dtype)
+    rot = _rotations(gw, groups)
     if gy.size and x.size:
-        expanded = gw.shape[3] // groups < WIDE
+        expanded = rot is None and gw.shape[3] // groups < WIDE
         xe, tags = _row_cache(threads, gw.shape[0], dil_h, x.shape[1], x.shape[2], gw.shape[2],
                               gw.shape[3], expanded, gw.dtype)
         _backward_weight(gy, x, parts, _taps(gy.shape[1], gw.shape[0], sh, pt, dil_h,
                                              x.shape[1], False),
                          sh, sw, pt, pl, dil_h, dil_w, groups, xe, tags, expanded,
-                         band, bparts, bias, packed, ld)
-    np.sum(parts, axis=0, out=gw)
+                         band, bparts, bias, packed, ld, rot is not None)
+    if rot is None:
+        np.sum(parts, axis=0, out=gw)
+    else:
+        gw[:, :, rot[0], rot[1]] = parts.sum(axis=0)
     if bias:
         np.sum(bparts[:, :gy.shape[3]], axis=0, out=gb)
 
@@ -1364,9 +1426,10 @@ def _backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::
                      Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dil_h, Py_ssize_t dil_w,
                      Py_ssize_t groups, floating[:, :, ::1] xe, Py_ssize_t[:, ::1] tags,
                      bint expanded, Py_ssize_t band, floating[:, ::1] bparts, bint bias,
-                     floating[:, ::1] packed, Py_ssize_t ld):
+                     floating[:, ::1] packed, Py_ssize_t ld, bint rotated):
     """``parts[thread]`` += the weight gradient of the bands of ``band`` output rows that thread
-    ran (:func:`_weight_band`), and ``bparts[thread]`` += their pixels of gy when ``bias``."""
+    ran (:func:`_weight_band`; ``rotated``: ``cd_wrot4``'s, row by row), and ``bparts[thread]``
+    += their pixels of gy when ``bias``."""
     cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
     cdef const Py_ssize_t[::1] rn = rows[1]
     cdef Py_ssize_t OH = gy.shape[1], nb = (OH + band - 1) // band, u, r0, pr, pn
@@ -1385,6 +1448,15 @@ def _backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::
                 pr = ((u + 1) % nb) * band
                 pf = <const char*>&gy[(u + 1) // nb, pr, 0, 0]
                 pn = min(band, OH - pr) * gy.shape[2] * gy.shape[3] * sizeof(floating)
+            if rotated:
+                for pr in range(r0, min(OH, r0 + band)):
+                    _wrot4(gy.shape[3], rn[pr], &rt[pr, 0, 0], &x[u // nb, 0, 0, 0],
+                           x.shape[2] * x.shape[3], &gy[u // nb, pr, 0, 0], &reach_v[0, 0],
+                           parts.shape[2], sw, pl, dil_w, &parts[threadid(), 0, 0, 0, 0])
+                if bias:
+                    _rowsum((min(OH, r0 + band) - r0) * gy.shape[2], gy.shape[3],
+                            &gy[u // nb, r0, 0, 0], &bparts[threadid(), 0])
+                continue
             _weight_band(gy, x, parts, rt, rn, reach_v, off_v, lo, hi, u // nb, r0,
                          min(OH, r0 + band), threadid(), sh, sw, pt, pl, dil_w, groups, xe,
                          tags, expanded, bparts, bias, _aligned(&packed[threadid(), 0]), ld, pf,
