@@ -19,7 +19,7 @@ bands of rows) per thread. The hot loops are C (GCC vector extensions), compiled
   otherwise the bias gradient sums the band in registers (``cd_rowsum``).
 - Groups of 4 input and 4 output channels filling whole vectors (ResNeXt's 32x4d): ``cd_rot4``,
   x's vector at the output's channels rotated within each group of 4 lanes (three in-lane
-  permutes) times weights rotated the same way once per call (``_rotated``): a pixel's sums over
+  permutes) times weights rotated the same way once per call (``_rotations``): a pixel's sums over
   every tap in registers, four vectors at a time, the epilogue in them; x is read in place.
   Their weight gradient (``cd_wrot4``) sums x's rotated lanes times gy over each output row, a
   strip of channels at a time, into the rotated layout, taken back once per call.
@@ -1432,7 +1432,7 @@ def _backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::
     += their pixels of gy when ``bias``."""
     cdef const Py_ssize_t[:, :, ::1] rt = rows[0]
     cdef const Py_ssize_t[::1] rn = rows[1]
-    cdef Py_ssize_t OH = gy.shape[1], nb = (OH + band - 1) // band, u, r0, pr, pn
+    cdef Py_ssize_t OH = gy.shape[1], nb = (OH + band - 1) // band, u, r0, r, pr, pn
     cdef const char* pf = NULL
     reach, off, lo_all, hi_all = _reach(x.shape[2], x.shape[3], parts.shape[1], parts.shape[2],
                                         parts.shape[3], gy.shape[2], sw, pl, dil_h, dil_w)
@@ -1442,21 +1442,21 @@ def _backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::
     with nogil:
         for u in prange(gy.shape[0] * nb, schedule="static", num_threads=parts.shape[0]):
             r0 = (u % nb) * band
+            if rotated:
+                for r in range(r0, min(OH, r0 + band)):
+                    _wrot4(gy.shape[3], rn[r], &rt[r, 0, 0], &x[u // nb, 0, 0, 0],
+                           x.shape[2] * x.shape[3], &gy[u // nb, r, 0, 0], &reach_v[0, 0],
+                           parts.shape[2], sw, pl, dil_w, &parts[threadid(), 0, 0, 0, 0])
+                if bias:
+                    _rowsum((min(OH, r0 + band) - r0) * gy.shape[2], gy.shape[3],
+                            &gy[u // nb, r0, 0, 0], &bparts[threadid(), 0])
+                continue
             # the next band's gy, prefetched by the GEMM
             pn = 0
             if u + 1 < gy.shape[0] * nb:
                 pr = ((u + 1) % nb) * band
                 pf = <const char*>&gy[(u + 1) // nb, pr, 0, 0]
                 pn = min(band, OH - pr) * gy.shape[2] * gy.shape[3] * sizeof(floating)
-            if rotated:
-                for pr in range(r0, min(OH, r0 + band)):
-                    _wrot4(gy.shape[3], rn[pr], &rt[pr, 0, 0], &x[u // nb, 0, 0, 0],
-                           x.shape[2] * x.shape[3], &gy[u // nb, pr, 0, 0], &reach_v[0, 0],
-                           parts.shape[2], sw, pl, dil_w, &parts[threadid(), 0, 0, 0, 0])
-                if bias:
-                    _rowsum((min(OH, r0 + band) - r0) * gy.shape[2], gy.shape[3],
-                            &gy[u // nb, r0, 0, 0], &bparts[threadid(), 0])
-                continue
             _weight_band(gy, x, parts, rt, rn, reach_v, off_v, lo, hi, u // nb, r0,
                          min(OH, r0 + band), threadid(), sh, sw, pt, pl, dil_w, groups, xe,
                          tags, expanded, bparts, bias, _aligned(&packed[threadid(), 0]), ld, pf,
