@@ -126,14 +126,15 @@ cdef extern from *:
        (r, t) kept in registers; out is overwritten unless acc */
     /* a tile's sums s stored at o: added unless overwritten, then (+ bias[kk], then ReLU as
        fc_epilogue: v < 0 -> 0, NaN stays NaN) */
+    #define CD_BIAS_RELU(v, kk) {                                                           \\
+        typedef __typeof__(v < v) VI;                                                       \\
+        if (bias) v += *(const V*)(bias + (kk));                                            \\
+        if (relu) v = (V)((VI)v & ~(VI)(v < (V){0}));                                       \\
+    }
     #define CD_STORE(o, s, kk) {                                                            \\
         V cs_ = (s);                                                                        \\
         if (acc) cs_ += *(V*)(o);                                                           \\
-        else {                                                                              \\
-            typedef __typeof__(cs_ < cs_) VI;                                               \\
-            if (bias) cs_ += *(const V*)(bias + (kk));                                      \\
-            if (relu) cs_ = (V)((VI)cs_ & ~(VI)(cs_ < (V){0}));                             \\
-        }                                                                                   \\
+        else CD_BIAS_RELU(cs_, kk)                                                          \\
         *(V*)(o) = cs_; }
     #define CD_BCX(ap, k) (ap)[0]
     #define CD_VCX(ap, k) (*(const V*)((ap) + (k)))
@@ -593,11 +594,11 @@ cdef extern from *:
        holds whole groups, lane l = 4g + u; x's vector at the same channels, rotated by s
        within each group (lane l reads x[4g + (u + s) % 4]), times w's lanes rotated the same
        way (wr[i, j, s, l] = w[i, j, (u + s) % 4, l]) and summed over s < 4, is the group's
-       4 x 4 product. The output row y (OW pixels), the sums from the bias (NULL: 0), ReLU when
-       relu (NaN stays NaN), one store; the row taps rt[2a] (cell), rt[2a + 1] (tap) for
-       a < mi, the column taps of pixel q: cn[q] from cell ct[2*KW*q], tap ct[2*KW*q + 1], cells
-       dil apart. Four vectors at a time, each with two sums (the rotations' FMAs are not one
-       chain). */
+       4 x 4 product. The output row y (OW pixels): the sums, then the bias (NULL: none) and
+       ReLU when relu as CD_STORE adds them, one store; the row taps rt[2a] (cell), rt[2a + 1]
+       (tap) for a < mi, the column taps of pixel q: cn[q] from cell ct[2*KW*q], tap
+       ct[2*KW*q + 1], cells dil apart. Four vectors at a time, each with two sums (the
+       rotations' FMAs are not one chain). */
     #define CD_R8(s) ((s) & 3), ((1 + (s)) & 3), ((2 + (s)) & 3), ((3 + (s)) & 3),             \\
                      4 + ((s) & 3), 4 + ((1 + (s)) & 3), 4 + ((2 + (s)) & 3), 4 + ((3 + (s)) & 3)
     #define CD_R4(s) ((s) & 3), ((1 + (s)) & 3), ((2 + (s)) & 3), ((3 + (s)) & 3)
@@ -611,10 +612,7 @@ cdef extern from *:
     #endif
     #define CD_ROT4_BLOCK(T, K) {                                                           \\
         V s0[K], s1[K];                                                                     \\
-        for (int u = 0; u < K; u++) {                                                       \\
-            s0[u] = bias ? *(const V*)(bias + k + u * L) : (V){0};                          \\
-            s1[u] = (V){0};                                                                 \\
-        }                                                                                   \\
+        for (int u = 0; u < K; u++) s0[u] = s1[u] = (V){0};                                 \\
         for (Py_ssize_t a = 0; a < mi; a++) {                                               \\
             const T* xp = x + rt[2 * a] * xr + c0 * O + k;                                  \\
             const T* wp = w + rt[2 * a + 1] * wr + j0 * 4 * O + k;                          \\
@@ -629,8 +627,7 @@ cdef extern from *:
         }                                                                                   \\
         for (int u = 0; u < K; u++) {                                                       \\
             V v = s0[u] + s1[u];                                                            \\
-            typedef __typeof__(v < v) VI;                                                   \\
-            if (relu) v = (V)((VI)v & ~(VI)(v < (V){0}));                                   \\
+            CD_BIAS_RELU(v, k + u * L)                                                      \\
             *(V*)(y + k + u * L) = v;                                                       \\
         }                                                                                   \\
     }
