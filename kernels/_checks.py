@@ -236,16 +236,16 @@ def winograd_tiles(op, act, v, t0, m, th, tw, pt, pl):
     return t0, m, th, tw, pt, pl
 
 
-def winograd_blocks(op, x, w, act, t0, T, m, pt, pl, block):
+def winograd_blocks(op, x, w, act, t0, T, m, pt, pl, block, panel_bytes=64):
     """Tiles ``[t0, t0 + T)`` of the ``ceil(OH/m) x ceil(OW/m)`` grid of ``act`` ``(N, OH, OW,
     K)`` from x ``(N, H, W, C)``, in blocks of ``block``, with weights ``w``: u ``((m+2)^2,
-    ceil(K/P), C, P)`` (panels of P = 64 bytes, the fused forward) or du ``((m+2)^2, C, K)``
-    (the weight gradient). Returns the integers ``t0, T, m, th, tw, pt, pl, block``."""
+    ceil(K/P), C, P)`` (panels of P = ``panel_bytes``, the fused forward) or du ``((m+2)^2, C,
+    K)`` (the weight gradient). Returns the integers ``t0, T, m, th, tw, pt, pl, block``."""
     (t0, T) = integers(op, 0, t0=t0, T=T)
     m, block = integers(op, 1, m=m, block=block)
     pt, pl = integers(op, -_INT_MAX, pt=pt, pl=pl)
     th, tw = winograd_grid(op, act, m)
-    c, k, panel = x.shape[3], act.shape[3], 64 // w.itemsize
+    c, k, panel = x.shape[3], act.shape[3], panel_bytes // w.itemsize
     forward = w.ndim == 4
     shape(op, "u" if forward else "du", w,
           ((m + 2) ** 2, -(-k // panel), c, panel) if forward else ((m + 2) ** 2, c, k))

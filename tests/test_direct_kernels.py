@@ -287,12 +287,26 @@ GEMM_CASES = [  # the weight gradient's GEMM from gy in place (aligned) or from 
 ]
 
 
+def _vector_width(monkeypatch, k, isa):
+    """Runs the weight gradient's GEMM of ``isa``: 'avx2' (32-byte vectors) everywhere, 'avx512'
+    (64-byte) where the CPU has it; the Numba kernels have one width."""
+    if not hasattr(k, "AVX512"):
+        if isa == "avx512":
+            pytest.skip("the Numba kernels have no AVX-512 variant (their 'avx2' case runs)")
+    elif isa == "avx2":
+        monkeypatch.setattr(k, "AVX512", False)
+    elif not k.AVX512:
+        pytest.skip("this CPU (or build) has no AVX-512 kernels")
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
 @pytest.mark.parametrize("offset", [0, 1, 4, 8])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", GEMM_CASES)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_direct_weight_gradient_any_alignment(backend, case, dtype, offset):
+def test_direct_weight_gradient_any_alignment(monkeypatch, backend, case, dtype, offset, isa):
     k = backends.get(backend).k.conv_direct
+    _vector_width(monkeypatch, k, isa)
     rng = np.random.default_rng(sum(case[:8]) + offset)
     x, w, y_shape, args = _case_arrays(case, rng)
     n, oh, ow, _ = y_shape
@@ -338,14 +352,16 @@ def _backward_cases():
     return cases + [(c, 1, 2, True, True) for c in CASES[2:8]]
 
 
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case, offset, threads, need_gx, need_gb", _backward_cases())
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_direct_backward_both_gradients(backend, case, offset, threads, need_gx, need_gb,
-                                        dtype):
+def test_direct_backward_both_gradients(monkeypatch, backend, case, offset, threads, need_gx,
+                                        need_gb, dtype, isa):
     """``conv_direct.backward``: gx, gw and gb against the reference, the same bits on every
     call; in Cython the one-pass path for its geometries, the two kernels for the others."""
     k = backends.get(backend).k.conv_direct
+    _vector_width(monkeypatch, k, isa)
     rng = np.random.default_rng(sum(case[:8]) + offset)
     x, w, y_shape, args = _case_arrays(case, rng)
     n, oh, ow, o = y_shape

@@ -184,12 +184,22 @@ def _fused_kernels(backend, name="forward"):
     return k
 
 
+def _width(k, wide):
+    """Skips the AVX-512 GEMMs (``wide``) where the CPU or build has none."""
+    if wide and not k.AVX512:
+        pytest.skip("this CPU (or build) has no AVX-512 kernels: the wide GEMMs cannot run")
+    return wide
+
+
 @pytest.mark.parametrize("backend", FAST_CPU)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_winograd_forward_kernel_matches_reference(backend, dtype):
+@pytest.mark.parametrize("wide", [False, True], ids=["avx2", "avx512"])
+def test_winograd_forward_kernel_matches_reference(backend, dtype, wide):
     """The fused kernel on random shapes, tile ranges and blocks (rows and columns past its
-    register tiles, short last blocks, 0 channels) writes exactly its tiles' cells."""
+    register tiles, short last blocks, 0 channels) writes exactly its tiles' cells, with the
+    GEMMs of either vector width."""
     k = _fused_kernels(backend)
+    wide = _width(k, wide)
     rng = np.random.default_rng(7)
     for trial in range(8):
         m = (2, 3, 4)[trial % 3]
@@ -209,7 +219,7 @@ def test_winograd_forward_kernel_matches_reference(backend, dtype):
         t0 = int(rng.integers(0, n * th * tw))
         cnt = int(rng.integers(0, n * th * tw - t0 + 1))
         y = np.full((n, oh, ow, o), np.nan, dtype)
-        k.forward(x, k.panels(u), y, t0, cnt, m, pt, pl, int(rng.integers(1, 14)))
+        k.forward(x, k.panels(u, wide), y, t0, cnt, m, pt, pl, int(rng.integers(1, 14)))
         mine = np.zeros((n, th, tw), bool)
         mine.reshape(-1)[t0:t0 + cnt] = True
         mine = mine.repeat(m, 1).repeat(m, 2)[:, :oh, :ow]
@@ -246,11 +256,13 @@ def test_winograd_forward_kernel_checks_its_arguments(backend):
 
 @pytest.mark.parametrize("backend", FAST_CPU)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_winograd_weight_grad_kernel_matches_reference(backend, dtype):
+@pytest.mark.parametrize("wide", [False, True], ids=["avx2", "avx512"])
+def test_winograd_weight_grad_kernel_matches_reference(backend, dtype, wide):
     """The fused weight gradient on random shapes, tile ranges and blocks (channels past its
     6-row and 2-vector register tiles, short last blocks) adds exactly its tiles' products to du:
-    the float64 transforms' ``sum_t v[p]^T dm[p]``."""
+    the float64 transforms' ``sum_t v[p]^T dm[p]``, with the GEMMs of either vector width."""
     k = _fused_kernels(backend, "weight_grad")
+    wide = _width(k, wide)
     rng = np.random.default_rng(11)
     for trial in range(9):
         m = (2, 3, 4)[trial % 3]
@@ -267,8 +279,30 @@ def test_winograd_weight_grad_kernel_matches_reference(backend, dtype):
         k.output_transform_t(gy.astype(np.float64), dm, t0, m)
         start = random_array(rng, ((m + 2) ** 2, c, o), dtype)
         du = start.copy()
-        k.weight_grad(x, gy, du, t0, cnt, m, pt, pl, int(rng.integers(1, 14)))
+        k.weight_grad(x, gy, du, t0, cnt, m, pt, pl, int(rng.integers(1, 14)), wide)
         _close(du - start.astype(np.float64), np.einsum("ptc,ptk->pck", v, dm), dtype)
+
+
+@pytest.mark.parametrize("backend", FAST_CPU)
+def test_winograd_wide_kernels_run_only_where_the_cpu_has_them(monkeypatch, backend):
+    """128-byte panels run the AVX-512 GEMMs where the CPU has them (the same result as 64-byte
+    ones) and are refused with a clear error where it has not (here: told it has not)."""
+    k = _fused_kernels(backend)
+    rng = np.random.default_rng(3)
+    x, u = rng.standard_normal((1, 6, 6, 5)), rng.standard_normal((36, 5, 9))
+    y64, y128 = np.zeros((2, 1, 6, 6, 9))
+    k.forward(x, k.panels(u, False), y64, 0, 4, 4, 1, 1)
+    if k.AVX512:
+        assert k.panels(u).shape == (36, 1, 5, 16)
+        k.forward(x, k.panels(u), y128, 0, 4, 4, 1, 1)
+        np.testing.assert_allclose(y128, y64, rtol=1e-12, atol=1e-12)
+    monkeypatch.setattr(k, "AVX512", False)
+    assert k.panels(u).shape == (36, 2, 5, 8)
+    for call in (lambda: k.panels(u, True),
+                 lambda: k.forward(x, np.zeros((36, 1, 5, 16)), y128, 0, 4, 4, 1, 1),
+                 lambda: k.weight_grad(x, y64, np.zeros((36, 5, 9)), 0, 4, 4, 1, 1, 6, True)):
+        with pytest.raises(ValueError, match="AVX-512"):
+            call()
 
 
 @pytest.mark.parametrize("backend", FAST_CPU)

@@ -63,17 +63,11 @@ _NT = 1 << 22
 
 cdef extern from *:
     """
-    /* target_clones needs GNU ifuncs; Clang and GCC < 12 build the baseline only */
-    #if defined(__x86_64__) && defined(__GLIBC__) && !defined(__clang__) && __GNUC__ >= 12 \\
-        && !defined(__AVX2__)
-    #define CD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-    #else
-    #define CD_CLONES
-    #endif
+    #include "fc_isa.h"
     #include "fc_stream.h"
     /* out[k] += sum over t < m of a[t*as] * b[t*bs + k], for k < n; four terms per pass */
     #define CD_BCAST(T)                                                                     \\
-    CD_CLONES static void cd_bcast_##T(Py_ssize_t n, Py_ssize_t m, const T* a, Py_ssize_t as, \\
+    FC_CLONES static void cd_bcast_##T(Py_ssize_t n, Py_ssize_t m, const T* a, Py_ssize_t as, \\
                                        const T* b, Py_ssize_t bs, T* __restrict out) {      \\
         Py_ssize_t t = 0;                                                                   \\
         for (; t + 4 <= m; t += 4) {                                                        \\
@@ -99,7 +93,7 @@ cdef extern from *:
     }
     /* out[k] += sum over t < m of a[t*as + k] * b[t*bs + k], for k < n; three terms per pass */
     #define CD_DOT(T)                                                                       \\
-    CD_CLONES static void cd_dot_##T(Py_ssize_t n, Py_ssize_t m, const T* a, Py_ssize_t as,  \\
+    FC_CLONES static void cd_dot_##T(Py_ssize_t n, Py_ssize_t m, const T* a, Py_ssize_t as,  \\
                                      const T* b, Py_ssize_t bs, T* __restrict out) {        \\
         Py_ssize_t t = 0;                                                                   \\
         for (; t + 3 <= m; t += 3) {                                                        \\
@@ -179,7 +173,7 @@ cdef extern from *:
     CD_BLOCK(T, 1, 4, NAME, X, VK) CD_BLOCK(T, 4, 2, NAME, X, VK)                          \\
     CD_BLOCK(T, 3, 2, NAME, X, VK) CD_BLOCK(T, 2, 2, NAME, X, VK)                          \\
     CD_BLOCK(T, 1, 2, NAME, X, VK)                                                          \\
-    CD_CLONES static void NAME##_##T(Py_ssize_t n, Py_ssize_t P, Py_ssize_t mi,             \\
+    FC_CLONES static void NAME##_##T(Py_ssize_t n, Py_ssize_t P, Py_ssize_t mi,             \\
             Py_ssize_t m, const T* a, Py_ssize_t as, Py_ssize_t ar, Py_ssize_t at,          \\
             const T* b, Py_ssize_t br, Py_ssize_t bs, T* out, Py_ssize_t os, int acc,       \\
             const T* bias, int relu) {                                                      \\
@@ -298,7 +292,7 @@ cdef extern from *:
     #define CD_TDOT(T)                                                                      \\
     CD_DBLOCK(T, 3, 4) CD_DBLOCK(T, 2, 4) CD_DBLOCK(T, 1, 8)                               \\
     CD_DBLOCK(T, 3, 1) CD_DBLOCK(T, 2, 1) CD_DBLOCK(T, 1, 1)                               \\
-    CD_CLONES static void cd_tdot_##T(Py_ssize_t n, Py_ssize_t P, Py_ssize_t nc,            \\
+    FC_CLONES static void cd_tdot_##T(Py_ssize_t n, Py_ssize_t P, Py_ssize_t nc,            \\
             Py_ssize_t mi, Py_ssize_t m, const T* a, Py_ssize_t as, Py_ssize_t ar,          \\
             Py_ssize_t at, const T* b, Py_ssize_t bc, Py_ssize_t br, Py_ssize_t bs, T* out, \\
             Py_ssize_t os) {                                                                \\
@@ -316,14 +310,14 @@ cdef extern from *:
        prefetched every ev pixels (counted in *cnt), moving *pf on: spread over the band, not in
        a burst (cifar1's weight gradient ran 10-20 % faster), but issued at the start of each
        row r, outside the loop over its pixels (the GEMM 0.87x its time with the test in it) */
-    #define CD_GBLOCK(T, TB, VB)                                                            \\
-    static inline __attribute__((always_inline)) void cd_gblock##TB##_##VB##_##T(         \\
+    #define CD_GBLOCK(T, TB, VB, W)                                                         \\
+    static inline __attribute__((always_inline)) void cd_gblock##TB##_##VB##_##T##_v##W(  \\
             Py_ssize_t k, Py_ssize_t R, Py_ssize_t Q, const T* a, Py_ssize_t ar,           \\
             Py_ssize_t aq, const Py_ssize_t* off, const T* b, Py_ssize_t br, Py_ssize_t bq, \\
             T* out, Py_ssize_t os, const char** pf, const char* pe, Py_ssize_t ev,          \\
             Py_ssize_t* cnt) {                                                              \\
-        typedef T V __attribute__((vector_size(32), aligned(sizeof(T))));                  \\
-        const Py_ssize_t L = 32 / sizeof(T);                                                \\
+        typedef T V __attribute__((vector_size(W), aligned(sizeof(T))));                   \\
+        const Py_ssize_t L = W / sizeof(T);                                                 \\
         const char* p = *pf;                                                                \\
         Py_ssize_t e = *cnt;                                                                \\
         V c[TB][VB];                                                                        \\
@@ -346,45 +340,53 @@ cdef extern from *:
             }                                                                               \\
         }                                                                                   \\
         for (int t = 0; t < TB; t++)                                                        \\
-            for (int v = 0; v < VB; v++) *(V*)(out + t * os + k + v * L) += c[t][v];       \\
+            for (int v = 0; v < VB; v++) *(V*)(out + t * os + k + v * L) += c[t][v];        \\
         *pf = p;                                                                            \\
         *cnt = e;                                                                           \\
     }
     /* the nt taps in blocks of TB, the rest by a block of their number, for VB vectors at k */
-    #define CD_GCALL(T, TB, VB) cd_gblock##TB##_##VB##_##T(k, R, Q, a, ar, aq, off + t, b, br, \\
-                                                         bq, out + t * os, os, &pf, pe, ev, &e)
-    #define CD_GTAPS(T, VB)                                                                 \\
+    #define CD_GCALL(T, TB, VB, W)                                                          \\
+        cd_gblock##TB##_##VB##_##T##_v##W(k, R, Q, a, ar, aq, off + t, b, br, bq, out + t * os, \\
+                                          os, &pf, pe, ev, &e)
+    #define CD_GTAPS(T, VB, W)                                                              \\
         { Py_ssize_t t = 0;                                                                 \\
-          for (; t + 6 <= nt; t += 6) CD_GCALL(T, 6, VB);                                   \\
+          for (; t + 6 <= nt; t += 6) CD_GCALL(T, 6, VB, W);                                \\
           switch (nt - t) {                                                                 \\
-          case 5: CD_GCALL(T, 5, VB); break; case 4: CD_GCALL(T, 4, VB); break;             \\
-          case 3: CD_GCALL(T, 3, VB); break; case 2: CD_GCALL(T, 2, VB); break;             \\
-          case 1: CD_GCALL(T, 1, VB); break; } }
-    #define CD_GBLOCKS(T, VB) CD_GBLOCK(T, 6, VB) CD_GBLOCK(T, 5, VB) CD_GBLOCK(T, 4, VB)   \\
-                              CD_GBLOCK(T, 3, VB) CD_GBLOCK(T, 2, VB) CD_GBLOCK(T, 1, VB)
-    #define CD_GEMM(T)                                                                      \\
-    CD_GBLOCK(T, 3, 4) CD_GBLOCK(T, 2, 4) CD_GBLOCK(T, 1, 4) CD_GBLOCKS(T, 2) CD_GBLOCKS(T, 1) \\
-    CD_CLONES static void cd_gemm_##T(Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R,           \\
+          case 5: CD_GCALL(T, 5, VB, W); break; case 4: CD_GCALL(T, 4, VB, W); break;       \\
+          case 3: CD_GCALL(T, 3, VB, W); break; case 2: CD_GCALL(T, 2, VB, W); break;       \\
+          case 1: CD_GCALL(T, 1, VB, W); break; } }
+    #define CD_GBLOCKS(T, VB, W) CD_GBLOCK(T, 6, VB, W) CD_GBLOCK(T, 5, VB, W)              \\
+        CD_GBLOCK(T, 4, VB, W) CD_GBLOCK(T, 3, VB, W) CD_GBLOCK(T, 2, VB, W)                \\
+        CD_GBLOCK(T, 1, VB, W)
+    /* four vectors at k: tiles of 3 taps with 16 vector registers (AVX2), 6 with 32 */
+    #define CD_G4BLOCKS_32(T) CD_GBLOCK(T, 3, 4, 32) CD_GBLOCK(T, 2, 4, 32) CD_GBLOCK(T, 1, 4, 32)
+    #define CD_G4BLOCKS_64(T) CD_GBLOCKS(T, 4, 64)
+    #define CD_G4_32(T)                                                                     \\
+        { Py_ssize_t t = 0;                                                                 \\
+          for (; t + 3 <= nt; t += 3) CD_GCALL(T, 3, 4, 32);                                \\
+          if (nt - t == 2) CD_GCALL(T, 2, 4, 32);                                           \\
+          else if (nt - t == 1) CD_GCALL(T, 1, 4, 32); }
+    #define CD_G4_64(T) CD_GTAPS(T, 4, 64)
+    /* W: the vector's bytes (64: AVX-512 only, FC_WIDE) */
+    #define CD_GEMM(T, W, ISA)                                                              \\
+    CD_G4BLOCKS_##W(T) CD_GBLOCKS(T, 2, W) CD_GBLOCKS(T, 1, W)                              \\
+    ISA static void cd_gemm_##T##_v##W(Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R,           \\
             Py_ssize_t Q, const T* a, Py_ssize_t ar, Py_ssize_t aq, const Py_ssize_t* off,  \\
             const T* b, Py_ssize_t br, Py_ssize_t bq, T* out, Py_ssize_t os, const char* pf, \\
             Py_ssize_t pn) {                                                                \\
-        const Py_ssize_t L = 32 / sizeof(T);                                                \\
+        const Py_ssize_t L = W / sizeof(T);                                                 \\
         const char* pe = pf + pn;                                                           \\
         /* the prefetches spread evenly over the pixel passes: one every ev */              \\
         const Py_ssize_t n4 = n / (4 * L), n2 = (n - n4 * 4 * L) / (2 * L);                 \\
         const Py_ssize_t n1 = (n - n4 * 4 * L - n2 * 2 * L) / L;                            \\
-        const Py_ssize_t its = (n4 * ((nt + 2) / 3) + (n2 + n1) * ((nt + 5) / 6)) * R * Q;  \\
-        const Py_ssize_t ev = pn >= 64 && its >= pn / 64 ? its / (pn / 64) : 1;            \\
+        const Py_ssize_t t4 = W == 64 ? 6 : 3;                                              \\
+        const Py_ssize_t its = (n4 * ((nt + t4 - 1) / t4) + (n2 + n1) * ((nt + 5) / 6)) * R * Q; \\
+        const Py_ssize_t ev = pn >= 64 && its >= pn / 64 ? its / (pn / 64) : 1;             \\
         Py_ssize_t e = 0;                                                                   \\
         Py_ssize_t k = 0;                                                                   \\
-        for (; k + 4 * L <= n; k += 4 * L) {                                                \\
-            Py_ssize_t t = 0;                                                               \\
-            for (; t + 3 <= nt; t += 3) CD_GCALL(T, 3, 4);                                  \\
-            if (nt - t == 2) CD_GCALL(T, 2, 4);                                             \\
-            else if (nt - t == 1) CD_GCALL(T, 1, 4);                                        \\
-        }                                                                                   \\
-        for (; k + 2 * L <= n; k += 2 * L) CD_GTAPS(T, 2)                                   \\
-        for (; k + L <= n; k += L) CD_GTAPS(T, 1)                                           \\
+        for (; k + 4 * L <= n; k += 4 * L) CD_G4_##W(T)                                     \\
+        for (; k + 2 * L <= n; k += 2 * L) CD_GTAPS(T, 2, W)                                \\
+        for (; k + L <= n; k += L) CD_GTAPS(T, 1, W)                                        \\
         for (; k < n; k++)                                                                  \\
             for (Py_ssize_t t = 0; t < nt; t++) {                                           \\
                 T s = 0;                                                                    \\
@@ -394,8 +396,10 @@ cdef extern from *:
                 out[t * os + k] += s;                                                       \\
             }                                                                               \\
     }
-    CD_GEMM(float)
-    CD_GEMM(double)
+    CD_GEMM(float, 32, FC_CLONES)
+    CD_GEMM(double, 32, FC_CLONES)
+    CD_GEMM(float, 64, FC_WIDE)
+    CD_GEMM(double, 64, FC_WIDE)
     CD_BCAST(float)
     CD_BCAST(double)
     CD_DOT(float)
@@ -403,7 +407,7 @@ cdef extern from *:
     /* acc[k] += sum over p < P of src[p*n + k], k < n: four vectors of k summed in registers
        over all P pixels, then added */
     #define CD_ROWSUM(T)                                                                    \
-    CD_CLONES static void cd_rowsum_##T(Py_ssize_t P, Py_ssize_t n, const T* src, T* acc) { \
+    FC_CLONES static void cd_rowsum_##T(Py_ssize_t P, Py_ssize_t n, const T* src, T* acc) { \
         typedef cd_v##T V;                                                                  \
         const Py_ssize_t L = 32 / sizeof(T);                                                \
         Py_ssize_t k = 0;                                                                   \
@@ -424,7 +428,7 @@ cdef extern from *:
     /* dst[(r*Q + q)*ld + k] = src[r*sr + q*sq + k] for r < R, q < Q, k < n (dst and ld: whole
        aligned vectors), and acc[k] += their sum over r, q unless acc is NULL */
     #define CD_PACK(T)                                                                      \\
-    CD_CLONES static void cd_pack_##T(Py_ssize_t R, Py_ssize_t Q, Py_ssize_t n, const T* src, \\
+    FC_CLONES static void cd_pack_##T(Py_ssize_t R, Py_ssize_t Q, Py_ssize_t n, const T* src, \\
             Py_ssize_t sr, Py_ssize_t sq, T* dst, Py_ssize_t ld, T* acc) {                  \\
         typedef cd_v##T V;                                                                  \\
         typedef T VA __attribute__((vector_size(32)));                                      \\
@@ -459,7 +463,6 @@ cdef extern from *:
     }
     CD_PACK(float)
     CD_PACK(double)
-    #define FC_CLONES CD_CLONES
     #include "fc_epilogue.h"
     /* dst[o*ld + off + ow] = src[ow*sq + o] for ow < OW with 0 <= off + ow < ld, o < O: a row of
        gy with its pixels in lanes (float: 8 x 8 blocks by shuffles, the last pixels in a block
@@ -484,7 +487,7 @@ cdef extern from *:
         }
     }
     #define CD_TROW(T, BLOCKS)                                                              \\
-    CD_CLONES static void cd_trow_##T(Py_ssize_t OW, Py_ssize_t O, const T* src,            \\
+    FC_CLONES static void cd_trow_##T(Py_ssize_t OW, Py_ssize_t O, const T* src,            \\
                                       Py_ssize_t sq, T* dst, Py_ssize_t ld, Py_ssize_t off) { \\
         Py_ssize_t hi = ld - off < OW ? ld - off : OW, ow = off < 0 ? -off : 0;             \\
         if (BLOCKS)                                                                         \\
@@ -575,7 +578,7 @@ cdef extern from *:
        res (C rows of Wv vectors) */
     #define CD_XROW(T)                                                                      \\
     CD_XBLOCKS(T, 3) CD_XBLOCKS(T, 2) CD_XBLOCKS(T, 1)                                      \\
-    CD_CLONES static void cd_xrow_##T(Py_ssize_t mi, const T* g, Py_ssize_t gs,             \\
+    FC_CLONES static void cd_xrow_##T(Py_ssize_t mi, const T* g, Py_ssize_t gs,             \\
             const Py_ssize_t* sl, const T* w, Py_ssize_t wi, const Py_ssize_t* tp,          \\
             Py_ssize_t KW, Py_ssize_t C, Py_ssize_t O, Py_ssize_t ld, Py_ssize_t W, T* res, \\
             T* out, const char* pf, Py_ssize_t pn) {                                        \\
@@ -632,7 +635,7 @@ cdef extern from *:
         }                                                                                   \\
     }
     #define CD_ROT4(T)                                                                      \\
-    CD_CLONES static void cd_rot4_##T(Py_ssize_t O, Py_ssize_t OW, Py_ssize_t mi,           \\
+    FC_CLONES static void cd_rot4_##T(Py_ssize_t O, Py_ssize_t OW, Py_ssize_t mi,           \\
             const Py_ssize_t* rt, const T* x, Py_ssize_t xr, const T* w, Py_ssize_t wr,     \\
             const Py_ssize_t* ct, const Py_ssize_t* cn, Py_ssize_t KW, Py_ssize_t dil,      \\
             const T* bias, int relu, T* y) {                                                \\
@@ -674,7 +677,7 @@ cdef extern from *:
             }                                                                               \\
     }
     #define CD_WROT4(T)                                                                     \\
-    CD_CLONES static void cd_wrot4_##T(Py_ssize_t O, Py_ssize_t mi, const Py_ssize_t* rt,   \\
+    FC_CLONES static void cd_wrot4_##T(Py_ssize_t O, Py_ssize_t mi, const Py_ssize_t* rt,   \\
             const T* x, Py_ssize_t xr, const T* gy, const Py_ssize_t* reach, Py_ssize_t KW, \\
             Py_ssize_t sw, Py_ssize_t pl, Py_ssize_t dil, T* g) {                           \\
         typedef cd_v##T V;                                                                  \\
@@ -733,14 +736,27 @@ cdef extern from *:
                         const double* b, Py_ssize_t b_c, Py_ssize_t b_r, Py_ssize_t b_t,
                         double* out, Py_ssize_t o_p) noexcept nogil
     void fc_stream(char* dst, const char* src, Py_ssize_t n) noexcept nogil
-    void cd_gemm_float(Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R, Py_ssize_t Q, const float* a,
-                       Py_ssize_t a_r, Py_ssize_t a_q, const Py_ssize_t* off, const float* b,
-                       Py_ssize_t b_r, Py_ssize_t b_q, float* out, Py_ssize_t o_t, const char* pf,
-                       Py_ssize_t pn) noexcept nogil
-    void cd_gemm_double(Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R, Py_ssize_t Q, const double* a,
-                        Py_ssize_t a_r, Py_ssize_t a_q, const Py_ssize_t* off, const double* b,
-                        Py_ssize_t b_r, Py_ssize_t b_q, double* out, Py_ssize_t o_t,
-                        const char* pf, Py_ssize_t pn) noexcept nogil
+    void cd_gemm_float_v32(Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R, Py_ssize_t Q,
+                          const float* a, Py_ssize_t a_r, Py_ssize_t a_q,
+                          const Py_ssize_t* off, const float* b, Py_ssize_t b_r,
+                          Py_ssize_t b_q, float* out, Py_ssize_t o_t, const char* pf,
+                          Py_ssize_t pn) noexcept nogil
+    void cd_gemm_float_v64(Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R, Py_ssize_t Q,
+                          const float* a, Py_ssize_t a_r, Py_ssize_t a_q,
+                          const Py_ssize_t* off, const float* b, Py_ssize_t b_r,
+                          Py_ssize_t b_q, float* out, Py_ssize_t o_t, const char* pf,
+                          Py_ssize_t pn) noexcept nogil
+    void cd_gemm_double_v32(Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R, Py_ssize_t Q,
+                          const double* a, Py_ssize_t a_r, Py_ssize_t a_q,
+                          const Py_ssize_t* off, const double* b, Py_ssize_t b_r,
+                          Py_ssize_t b_q, double* out, Py_ssize_t o_t, const char* pf,
+                          Py_ssize_t pn) noexcept nogil
+    void cd_gemm_double_v64(Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R, Py_ssize_t Q,
+                          const double* a, Py_ssize_t a_r, Py_ssize_t a_q,
+                          const Py_ssize_t* off, const double* b, Py_ssize_t b_r,
+                          Py_ssize_t b_q, double* out, Py_ssize_t o_t, const char* pf,
+                          Py_ssize_t pn) noexcept nogil
+    int fc_wide() noexcept nogil
     void cd_dot_float(Py_ssize_t n, Py_ssize_t m, const float* a, Py_ssize_t a_step,
                       const float* b, Py_ssize_t b_step, float* out) noexcept nogil
     void cd_dot_double(Py_ssize_t n, Py_ssize_t m, const double* a, Py_ssize_t a_step,
@@ -769,6 +785,15 @@ cdef extern from *:
                             double* y) noexcept nogil
     void cd_rowsum_double(Py_ssize_t P, Py_ssize_t n, const double* src,
                           double* acc) noexcept nogil
+
+
+AVX512 = bool(fc_wide())   # this CPU runs the weight gradient's 64-byte-vector GEMM
+
+
+def _whole_vectors(n, itemsize, wide):
+    """``n`` elements rounded up to whole vectors of the GEMM (64 bytes if ``wide``, else 32)."""
+    lanes = (64 if wide else 32) // itemsize
+    return -(-n // lanes) * lanes
 
 
 cdef inline void _bcast(Py_ssize_t n, Py_ssize_t m, const floating* a, Py_ssize_t a_step,
@@ -832,14 +857,16 @@ cdef inline void _tdot(Py_ssize_t n, Py_ssize_t P, Py_ssize_t nc, Py_ssize_t mi,
         cd_tdot_double(n, P, nc, mi, m, a, a_p, a_r, a_t, b, b_c, b_r, b_t, out, o_p)
 
 
-cdef inline void _gemm(Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R, Py_ssize_t Q,
+cdef inline void _gemm(bint wide, Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R, Py_ssize_t Q,
                        const floating* a, Py_ssize_t a_r, Py_ssize_t a_q, const Py_ssize_t* off,
                        const floating* b, Py_ssize_t b_r, Py_ssize_t b_q, floating* out,
                        Py_ssize_t o_t, const char* pf, Py_ssize_t pn) noexcept nogil:
     if floating is float:
-        cd_gemm_float(n, nt, R, Q, a, a_r, a_q, off, b, b_r, b_q, out, o_t, pf, pn)
+        (cd_gemm_float_v64 if wide else cd_gemm_float_v32)(n, nt, R, Q, a, a_r, a_q, off, b, b_r,
+                                                           b_q, out, o_t, pf, pn)
     else:
-        cd_gemm_double(n, nt, R, Q, a, a_r, a_q, off, b, b_r, b_q, out, o_t, pf, pn)
+        (cd_gemm_double_v64 if wide else cd_gemm_double_v32)(n, nt, R, Q, a, a_r, a_q, off, b,
+                                                             b_r, b_q, out, o_t, pf, pn)
 
 
 cdef inline void _pack(Py_ssize_t R, Py_ssize_t Q, Py_ssize_t n, const floating* src,
@@ -1039,8 +1066,8 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups, gb=None):
     bparts = np.zeros((threads, gy.shape[3] + 16 if bias else 0), gw.dtype)   # + a spare line
     band = _band(gy.shape[1], gy.shape[2], gy.shape[3], gy.itemsize)
     # per thread, a band of one group's gy for the GEMM, rows padded to whole aligned vectors
-    lanes = 32 // gy.itemsize
-    ld = -(-(gy.shape[3] // groups) // lanes) * lanes
+    wide = AVX512
+    ld = _whole_vectors(gy.shape[3] // groups, gy.itemsize, wide)
     packed = np.empty((threads, band * gy.shape[2] * ld + 64 // gy.itemsize), gw.dtype)
     rot = _rotations(gw, groups)
     if gy.size and x.size:
@@ -1050,7 +1077,7 @@ def backward_weight(gy, x, gw, sh, sw, pt, pl, dil_h, dil_w, groups, gb=None):
         _backward_weight(gy, x, parts, _taps(gy.shape[1], gw.shape[0], sh, pt, dil_h,
                                              x.shape[1], False),
                          sh, sw, pt, pl, dil_h, dil_w, groups, xe, tags, expanded,
-                         band, bparts, bias, packed, ld, rot is not None)
+                         band, bparts, bias, packed, ld, rot is not None, wide)
     if rot is None:
         np.sum(parts, axis=0, out=gw)
     else:
@@ -1083,8 +1110,8 @@ def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w, groups, gb=None):
     nch = 1 if threads == 1 else min(-(-oh // band), -(-4 * threads // n))
     rows_x = _taps(h, kh, sh, pt, dil_h, oh, True)
     order, bstart, chunks, slots = _plan(h, oh, kh, sh, pt, dil_h, band, nch)
-    lanes = 32 // gy.itemsize
-    ld = -(-o // lanes) * lanes
+    wide = AVX512
+    ld = _whole_vectors(o, gy.itemsize, wide)
     gt, sft = _ring(threads, slots, o, wd, kw, pl, gw.dtype)
     parts = np.zeros((threads,) + gw.shape, gw.dtype)
     bparts = np.zeros((threads, o + 16 if bias else 0), gw.dtype)   # + a spare line
@@ -1093,7 +1120,7 @@ def backward(gy, x, w, gx, gw, sh, sw, pt, pl, dil_h, dil_w, groups, gb=None):
                     pl, dil_h, band, order, bstart, chunks, bparts, bias,
                     np.empty((threads, band * ow * ld + 64 // gy.itemsize), gw.dtype), ld,
                     gt, sft, np.empty((threads, c * gt.shape[3] + 16), gw.dtype),
-                    np.empty((threads, 2, kh + 8), np.intp), xe, tags)
+                    np.empty((threads, 2, kh + 8), np.intp), xe, tags, wide)
     np.sum(parts, axis=0, out=gw)
     if bias:
         np.sum(bparts[:, :o], axis=0, out=gb)
@@ -1423,7 +1450,7 @@ def _backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::
                      Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dil_h, Py_ssize_t dil_w,
                      Py_ssize_t groups, floating[:, :, ::1] xe, Py_ssize_t[:, ::1] tags,
                      bint expanded, Py_ssize_t band, floating[:, ::1] bparts, bint bias,
-                     floating[:, ::1] packed, Py_ssize_t ld, bint rotated):
+                     floating[:, ::1] packed, Py_ssize_t ld, bint rotated, bint wide):
     """``parts[thread]`` += the weight gradient of the bands of ``band`` output rows that thread
     ran (:func:`_weight_band`; ``rotated``: ``cd_wrot4``'s, row by row), and ``bparts[thread]``
     += their pixels of gy when ``bias``."""
@@ -1457,7 +1484,7 @@ def _backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::
             _weight_band(gy, x, parts, rt, rn, reach_v, off_v, lo, hi, u // nb, r0,
                          min(OH, r0 + band), threadid(), sh, sw, pt, pl, dil_w, groups, xe,
                          tags, expanded, bparts, bias, _aligned(&packed[threadid(), 0]), ld, pf,
-                         pn)
+                         pn, wide)
 
 
 @functools.lru_cache(maxsize=64)
@@ -1492,7 +1519,7 @@ cdef Py_ssize_t _weight_band(const floating[:, :, :, ::1] gy, const floating[:, 
                              Py_ssize_t dil_w, Py_ssize_t groups, floating[:, :, ::1] xe,
                              Py_ssize_t[:, ::1] tags, bint expanded, floating[:, ::1] bparts,
                              bint bias, floating* pk, Py_ssize_t ld, const char* pf,
-                             Py_ssize_t pn) noexcept nogil:
+                             Py_ssize_t pn, bint wide) noexcept nogil:
     """``parts[tid]`` += the weight gradient of the output rows ``[r0, r1)`` of image n, and
     ``bparts[tid]`` += their pixels of gy when ``bias``.
     Not expanded, the rows and columns whose taps are all real run one GEMM per group
@@ -1523,7 +1550,7 @@ cdef Py_ssize_t _weight_band(const floating[:, :, :, ::1] gy, const floating[:, 
         # gy's vectors straddle cache lines unless aligned: then a copy, which also sums the
         # bias gradient when it is the whole band
         copied = (<uintptr_t>&gy[n, s0, lo_all, 0] | O * sizeof(floating)
-                  | Og * sizeof(floating)) % 32 != 0
+                  | Og * sizeof(floating)) % (64 if wide else 32) != 0
         summed = copied and bias and s0 == r0 and s1 == r1 and lo_all == 0 and hi_all == OW
         if copied and groups == 1 and lo_all == 0 and hi_all == OW:
             ret = s0
@@ -1531,7 +1558,7 @@ cdef Py_ssize_t _weight_band(const floating[:, :, :, ::1] gy, const floating[:, 
             if copied:
                 _pack(s1 - s0, hi_all - lo_all, Og, &gy[n, s0, lo_all, g * Og], OW * O, O, pk,
                       ld, &bparts[tid, g * Og] if summed else NULL)
-            _gemm(Og, KH * KW * Cg, s1 - s0, hi_all - lo_all,
+            _gemm(wide, Og, KH * KW * Cg, s1 - s0, hi_all - lo_all,
                   &x[n, s0 * sh - pt, lo_all * sw - pl, g * Cg], sh * W * C, sw * C, &off[0],
                   <const floating*>pk if copied else &gy[n, s0, lo_all, g * Og],
                   (hi_all - lo_all) * ld if copied else OW * O, ld if copied else O,
@@ -1599,7 +1626,7 @@ def _backward_fused(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1
                     const Py_ssize_t[:, ::1] chunks, floating[:, ::1] bparts, bint bias,
                     floating[:, ::1] packed, Py_ssize_t ld, floating[:, :, :, ::1] gt,
                     Py_ssize_t sft, floating[:, ::1] res, Py_ssize_t[:, :, ::1] tab,
-                    floating[:, :, ::1] xe, Py_ssize_t[:, ::1] tags):
+                    floating[:, :, ::1] xe, Py_ssize_t[:, ::1] tags, bint wide):
     """Both gradients from one read of gy (the lanes path of ``backward_input``, one group).
     Task ``(n, c)`` runs the bands ``[chunks[c, 0], chunks[c, 1])`` of image n: per band
     :func:`_weight_band`, then the band's rows of gy transposed into the thread's ring
@@ -1642,7 +1669,7 @@ def _backward_fused(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1
                     pn = min(band, OH - pr) * OW * O * sizeof(floating)
                 s0 = _weight_band(gy, x, parts, rt, rn, reach_v, off_v, lo, hi, n, r0, r1, tid,
                                   sh, 1, pt, pl, 1, 1, xe, tags, False, bparts, bias,
-                                  pk, ld, pf, pn)
+                                  pk, ld, pf, pn, wide)
                 for oh in range(r0, r1):
                     if s0 >= 0 and rn[oh] == KH:
                         _trow(OW, O, pk + (oh - s0) * OW * ld, ld, &gt[tid, oh % slots, 0, 0],

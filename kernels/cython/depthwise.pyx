@@ -50,13 +50,7 @@ _NT = 1 << 22  # outputs of this many bytes or more: streamed (non-temporal) sto
 
 cdef extern from *:
     """
-    /* target_clones needs GNU ifuncs; Clang and GCC < 12 build the baseline only */
-    #if defined(__x86_64__) && defined(__GLIBC__) && !defined(__clang__) && __GNUC__ >= 12 \\
-        && !defined(__AVX2__)
-    #define FC_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-    #else
-    #define FC_CLONES
-    #endif
+    #include "fc_isa.h"
     #define FC_INLINE static inline __attribute__((always_inline))
     #define FC_UNROLL _Pragma("GCC unroll 16")
     /* 32-byte vectors with element alignment: unaligned loads and stores */

@@ -14,13 +14,7 @@ from fastconv.kernels import _checks
 
 cdef extern from *:
     """
-    /* target_clones needs GNU ifuncs; Clang and GCC < 12 build the baseline only */
-    #if defined(__x86_64__) && defined(__GLIBC__) && !defined(__clang__) && __GNUC__ >= 12 \\
-        && !defined(__AVX2__)
-    #define FC_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-    #else
-    #define FC_CLONES
-    #endif
+    #include "fc_isa.h"
     /* out[i] = x[i] * (scale or 0) for i in [lo, hi): element i is kept when SplitMix64's
        finaliser of seed + golden * (i + 1) has its top 32 bits >= threshold. The AVX2 clone
        vectorises the 64-bit hash. */

@@ -27,13 +27,7 @@ from fastconv.kernels import _checks
 
 cdef extern from *:
     """
-    /* target_clones needs GNU ifuncs; Clang and GCC < 12 build the baseline only */
-    #if defined(__x86_64__) && defined(__GLIBC__) && !defined(__clang__) && __GNUC__ >= 12 \\
-        && !defined(__AVX2__)
-    #define FC_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-    #else
-    #define FC_CLONES
-    #endif
+    #include "fc_isa.h"
     #define FC_INLINE static inline __attribute__((always_inline))
     typedef float fc_vf __attribute__((vector_size(32), aligned(4), may_alias));
     typedef double fc_vd __attribute__((vector_size(32), aligned(8), may_alias));

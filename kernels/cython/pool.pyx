@@ -27,13 +27,7 @@ from fastconv.kernels import _checks
 
 cdef extern from *:
     """
-    /* target_clones needs GNU ifuncs; Clang and GCC < 12 build the baseline only */
-    #if defined(__x86_64__) && defined(__GLIBC__) && !defined(__clang__) && __GNUC__ >= 12 \\
-        && !defined(__AVX2__)
-    #define FC_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-    #else
-    #define FC_CLONES
-    #endif
+    #include "fc_isa.h"
     /* One window's gradient from its offsets: for its ni x nj real cells from gx (cell (i, j)
        at gx + i*row + j*step, offset k0 + i*kw + j), gx[c] = (or += if add) gy[c] where idx[c]
        names the cell, for c < n <= 256. Offsets compare as T: same-width lanes. */

@@ -34,13 +34,7 @@ cdef enum:
 
 cdef extern from *:
     """
-    /* target_clones needs GNU ifuncs; Clang and GCC < 12 build the baseline only */
-    #if defined(__x86_64__) && defined(__GLIBC__) && !defined(__clang__) && __GNUC__ >= 12 \\
-        && !defined(__AVX2__)
-    #define FC_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-    #else
-    #define FC_CLONES
-    #endif
+    #include "fc_isa.h"
     /* One 1-D transform of n channels: inputs d[i*ds + k], outputs o[r*os + k] (the rows of
        o never overlap the rows of d or each other: ivdep). kind = 3*stage + m - 2, stages:
        B^T (m+2 -> m+2), A^T (m+2 -> m), A (m -> m+2). m = 3 uses the points 0, 1, -1, 2. */
@@ -145,12 +139,12 @@ cdef extern from *:
        columns, u[p, j, c, :] = columns 2L*j... of row c, zeros past K (``panels``). Each panel is
        a contiguous stream that stays in L1 while register tiles of 6 rows x 2L columns run down
        the rows. */
-    #define FC_WMM(T)                                                                        \
-    FC_CLONES static void fc_wmm_##T(Py_ssize_t np, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, \
-                                     const T* restrict v, Py_ssize_t pv,                    \
-                                     const T* restrict u, T* restrict mv, Py_ssize_t pm) {  \
-        typedef T V __attribute__((vector_size(32)));                                       \
-        enum { L = 32 / sizeof(T) };                                                        \
+    #define FC_WMM(T, VB, ISA)                                                               \
+    ISA static void fc_wmm_##T##_v##VB(Py_ssize_t np, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K,  \
+                                   const T* restrict v, Py_ssize_t pv,                      \
+                                   const T* restrict u, T* restrict mv, Py_ssize_t pm) {    \
+        typedef T V __attribute__((vector_size(VB)));                                       \
+        enum { L = VB / sizeof(T) };                                                        \
         Py_ssize_t J = (K + 2 * L - 1) / (2 * L), p, j, r, c, i;                            \
         for (p = 0; p < np; p++)                                                            \
             for (j = 0; j < J; j++) {                                                       \
@@ -180,19 +174,21 @@ cdef extern from *:
                 }                                                                           \
             }                                                                               \
     }
-    FC_WMM(float)
-    FC_WMM(double)
+    FC_WMM(float, 32, FC_CLONES)
+    FC_WMM(double, 32, FC_CLONES)
+    FC_WMM(float, 64, FC_WIDE)
+    FC_WMM(double, 64, FC_WIDE)
     /* du (C x K, row-major) += v^T @ dm, v (R x C) and dm (R x K) row-major: v packed into
        vp as blocks of 6 columns, vp[c/6][t][c%6], dm into mp as panels of 2L columns,
        mp[k/2L][t][k%2L] (zeros past C and K), so that register tiles of 6 rows x 2L columns of
        du run down two contiguous streams over t, the 6-column block staying in L1 across the
        panels. vp and mp hold ceil(C/6)*6*R and ceil(K/2L)*2L*R elements. */
-    #define FC_WDW(T)                                                                        \
-    FC_CLONES static void fc_wdw_##T(Py_ssize_t R, Py_ssize_t C, Py_ssize_t K,              \
-                                     const T* restrict v, const T* restrict dm,             \
-                                     T* restrict du, T* restrict vp, T* restrict mp) {      \
-        typedef T V __attribute__((vector_size(32)));                                       \
-        enum { L = 32 / sizeof(T) };                                                        \
+    #define FC_WDW(T, VB, ISA)                                                               \
+    ISA static void fc_wdw_##T##_v##VB(Py_ssize_t R, Py_ssize_t C, Py_ssize_t K,                 \
+                                   const T* restrict v, const T* restrict dm,               \
+                                   T* restrict du, T* restrict vp, T* restrict mp) {        \
+        typedef T V __attribute__((vector_size(VB)));                                       \
+        enum { L = VB / sizeof(T) };                                                        \
         Py_ssize_t c, k, t, i;                                                              \
         for (t = 0; t < R; t++) {                                                           \
             for (c = 0; c + 6 <= C; c += 6)                                                 \
@@ -238,21 +234,47 @@ cdef extern from *:
                     for (i = 0; i < rows; i++) memcpy(d + i * K, &out[2 * i], cols * sizeof(T)); \
             }                                                                               \
     }
-    FC_WDW(float)
-    FC_WDW(double)
+    FC_WDW(float, 32, FC_CLONES)
+    FC_WDW(double, 32, FC_CLONES)
+    FC_WDW(float, 64, FC_WIDE)
+    FC_WDW(double, 64, FC_WIDE)
     """
     void fc_wg_float(int kind, Py_ssize_t n, const float* d, Py_ssize_t ds, float* o,
                      Py_ssize_t os) noexcept nogil
     void fc_wg_double(int kind, Py_ssize_t n, const double* d, Py_ssize_t ds, double* o,
                       Py_ssize_t os) noexcept nogil
-    void fc_wmm_float(Py_ssize_t npt, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, const float* v,
-                      Py_ssize_t pv, const float* u, float* mv, Py_ssize_t pm) noexcept nogil
-    void fc_wmm_double(Py_ssize_t npt, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, const double* v,
-                       Py_ssize_t pv, const double* u, double* mv, Py_ssize_t pm) noexcept nogil
-    void fc_wdw_float(Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, const float* v,
-                      const float* dm, float* du, float* vp, float* mp) noexcept nogil
-    void fc_wdw_double(Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, const double* v,
-                       const double* dm, double* du, double* vp, double* mp) noexcept nogil
+    void fc_wmm_float_v32(Py_ssize_t npt, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K,
+                         const float* v, Py_ssize_t pv, const float* u, float* mv,
+                         Py_ssize_t pm) noexcept nogil
+    void fc_wmm_double_v32(Py_ssize_t npt, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K,
+                         const double* v, Py_ssize_t pv, const double* u, double* mv,
+                         Py_ssize_t pm) noexcept nogil
+    void fc_wmm_float_v64(Py_ssize_t npt, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K,
+                         const float* v, Py_ssize_t pv, const float* u, float* mv,
+                         Py_ssize_t pm) noexcept nogil
+    void fc_wmm_double_v64(Py_ssize_t npt, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K,
+                         const double* v, Py_ssize_t pv, const double* u, double* mv,
+                         Py_ssize_t pm) noexcept nogil
+    void fc_wdw_float_v32(Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, const float* v,
+                         const float* dm, float* du, float* vp, float* mp) noexcept nogil
+    void fc_wdw_double_v32(Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, const double* v,
+                         const double* dm, double* du, double* vp, double* mp) noexcept nogil
+    void fc_wdw_float_v64(Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, const float* v,
+                         const float* dm, float* du, float* vp, float* mp) noexcept nogil
+    void fc_wdw_double_v64(Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, const double* v,
+                         const double* dm, double* du, double* vp, double* mp) noexcept nogil
+    int fc_wide() noexcept nogil
+
+AVX512 = bool(fc_wide())   # this CPU runs the 64-byte-vector GEMMs (panels of 128 bytes)
+
+
+def _wide(op, wide):
+    """``wide`` (None: :data:`AVX512`) as a bool, refused where the CPU lacks AVX-512."""
+    if wide is None:
+        return AVX512
+    if wide and not AVX512:
+        raise ValueError(f"{op}: wide=True needs AVX-512 kernels, which this CPU or build lacks")
+    return bool(wide)
 
 
 def input_transform(x, v, t0, m, th, tw, pt, pl):
@@ -293,11 +315,12 @@ def output_transform(mv, y, t0, m):
     _scatter(mv, y, t0, m, th, tw)
 
 
-def panels(w):
-    """``w (..., C, K)`` with its columns cut into panels of ``P = 64 bytes / itemsize`` (one
-    register tile's width), zeros past K: ``(..., ceil(K/P), C, P)``, the layout of
-    :func:`forward`'s u, where each panel is one contiguous stream for the GEMMs."""
-    P = 64 // w.itemsize
+def panels(w, wide=None):
+    """``w (..., C, K)`` with its columns cut into panels of ``P`` = 64 bytes (128 if ``wide``,
+    by default where the CPU has AVX-512) / itemsize, one register tile's width, zeros past K:
+    ``(..., ceil(K/P), C, P)``, the layout of :func:`forward`'s u, where each panel is one
+    contiguous stream for the GEMMs."""
+    P = (128 if _wide("winograd.panels", wide) else 64) // w.itemsize
     *lead, c, k = w.shape
     full = k // P
     out = np.zeros((*lead, -(-k // P), c, P), w.dtype)
@@ -313,43 +336,47 @@ def forward(x, u, y, t0, T, m, pt, pl, block=6):
 
     x ``(N, H, W, C)``, tile patches from row ``ti*m - pt``, column ``tj*m - pl``; u
     ``((m+2)^2, ceil(K/P), C, P)``, the :func:`panels` of the ``((m+2)^2, C, K)`` transformed
-    weights; y ``(N, OH, OW, K)``, the grid ``ceil(OH/m) x ceil(OW/m)``.
+    weights (their width picks the GEMMs: 128-byte panels run the AVX-512 ones); y ``(N, OH,
+    OW, K)``, the grid ``ceil(OH/m) x ceil(OW/m)``.
     """
     op = "winograd.forward"
     _checks.arrays(op, {"x": (x, 4), "u": (u, 4)}, {"y": (y, 4)})
+    wide = _wide(op, u.shape[3] * u.itemsize == 128)
     t0, T, m, th, tw, pt, pl, block = _checks.winograd_blocks(op, x, u, y, t0, T, m, pt, pl,
-                                                              block)
+                                                              block, 128 if wide else 64)
     if T == 0 or y.shape[3] == 0:
         return
     threads, r = max(1, get_max_threads()), (block + 5) // 6 * 6
     # zeros: the rows past a short last block stay finite (their products are dropped)
     vs = np.zeros((threads, (m + 2) ** 2 * r * x.shape[3] + 1), x.dtype)
     ms = np.empty((threads, (m + 2) ** 2 * r * y.shape[3]), x.dtype)
-    _forward(x, u, y, t0, T, m, th, tw, pt, pl, vs, ms)
+    _forward(x, u, y, t0, T, m, th, tw, pt, pl, vs, ms, wide)
 
 
-def weight_grad(x, gy, du, t0, T, m, pt, pl, block=144):
+def weight_grad(x, gy, du, t0, T, m, pt, pl, block=144, wide=None):
     """``du[p] +=`` the sum over tiles ``[t0, t0 + T)`` of ``v[p]^T dm[p]``: the input
     transform of x's patches (as :func:`input_transform`) against the transposed output
     transform of gy's cells (as :func:`output_transform_t`), per block of ``block`` tiles in
     cache, with its own register-tiled GEMMs.
 
     x ``(N, H, W, C)``; gy ``(N, OH, OW, K)``, the grid ``ceil(OH/m) x ceil(OW/m)``; du
-    ``((m+2)^2, C, K)``, added to.
+    ``((m+2)^2, C, K)``, added to. wide: the AVX-512 GEMMs (None: where the CPU has them).
     """
     op = "winograd.weight_grad"
+    wide = _wide(op, wide)
     _checks.arrays(op, {"x": (x, 4), "gy": (gy, 4)}, {"du": (du, 3)})
     t0, T, m, th, tw, pt, pl, block = _checks.winograd_blocks(op, x, du, gy, t0, T, m, pt, pl,
                                                               block)
     c, k, r = x.shape[3], gy.shape[3], min(block, T)
     if T == 0 or c == 0 or k == 0:
         return
-    threads, a2, lanes = max(1, get_max_threads()), (m + 2) ** 2, 64 // x.itemsize
+    threads, a2 = max(1, get_max_threads()), (m + 2) ** 2
+    lanes = (128 if wide else 64) // x.itemsize
     v, dm = np.empty(a2 * r * c, x.dtype), np.empty(a2 * r * k, x.dtype)
     # each thread's packed copies of one point's v and dm (fc_wdw)
     vp = np.empty((threads, -(-c // 6) * 6 * r), x.dtype)
     mp = np.empty((threads, -(-k // lanes) * lanes * r), x.dtype)
-    _weight_grad(x, gy, du, t0, T, m, th, tw, pt, pl, v, dm, vp, mp)
+    _weight_grad(x, gy, du, t0, T, m, th, tw, pt, pl, v, dm, vp, mp, wide)
 
 
 # ------------------------------------------------------------------------------------ kernels
@@ -359,6 +386,25 @@ cdef inline void _tf(int kind, Py_ssize_t n, const floating* d, Py_ssize_t ds, f
         fc_wg_float(kind, n, d, ds, o, os)
     else:
         fc_wg_double(kind, n, d, ds, o, os)
+
+
+
+cdef inline void _wmm(bint wide, Py_ssize_t npt, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K,
+                      const floating* v, Py_ssize_t pv, const floating* u, floating* mv,
+                      Py_ssize_t pm) noexcept nogil:
+    if floating is float:
+        (fc_wmm_float_v64 if wide else fc_wmm_float_v32)(npt, R, C, K, v, pv, u, mv, pm)
+    else:
+        (fc_wmm_double_v64 if wide else fc_wmm_double_v32)(npt, R, C, K, v, pv, u, mv, pm)
+
+
+cdef inline void _wdw(bint wide, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, const floating* v,
+                      const floating* dm, floating* du, floating* vp,
+                      floating* mp) noexcept nogil:
+    if floating is float:
+        (fc_wdw_float_v64 if wide else fc_wdw_float_v32)(R, C, K, v, dm, du, vp, mp)
+    else:
+        (fc_wdw_double_v64 if wide else fc_wdw_double_v32)(R, C, K, v, dm, du, vp, mp)
 
 
 cdef void _gather_tile(const floating* src, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
@@ -460,7 +506,7 @@ def _scatter(const floating[:, :, ::1] mv, floating[:, :, :, ::1] dst, Py_ssize_
 def _forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] u,
              floating[:, :, :, ::1] y, Py_ssize_t t0, Py_ssize_t T, Py_ssize_t m, Py_ssize_t th,
              Py_ssize_t tw, Py_ssize_t pt, Py_ssize_t pl, floating[:, ::1] vs,
-             floating[:, ::1] ms):
+             floating[:, ::1] ms, bint wide):
     cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3], K = y.shape[3]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2], A = m + 2
     cdef Py_ssize_t R = ms.shape[1] // (A * A * K), nb = (T + R - 1) // R
@@ -480,10 +526,7 @@ def _forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] u,
                 q = t0 + b * R + i
                 _gather_tile(xb + q // (th * tw) * H * W * C, H, W, C, m - 2, A, A,
                              (q // tw) % th * m - pt, q % tw * m - pl, v + i * C, R * C)
-            if floating is float:
-                fc_wmm_float(A * A, (cnt + 5) // 6 * 6, C, K, v, R * C, ub, mv, R * K)
-            else:
-                fc_wmm_double(A * A, (cnt + 5) // 6 * 6, C, K, v, R * C, ub, mv, R * K)
+            _wmm(wide, A * A, (cnt + 5) // 6 * 6, C, K, v, R * C, ub, mv, R * K)
             for i in range(cnt):
                 q = t0 + b * R + i
                 _scatter_tile(mv + i * K, R * K, m, A, &y[q // (th * tw), 0, 0, 0], OH, OW, K,
@@ -493,7 +536,7 @@ def _forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] u,
 def _weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
                  floating[:, :, ::1] du, Py_ssize_t t0, Py_ssize_t T, Py_ssize_t m,
                  Py_ssize_t th, Py_ssize_t tw, Py_ssize_t pt, Py_ssize_t pl, floating[::1] v,
-                 floating[::1] dm, floating[:, ::1] vp, floating[:, ::1] mp):
+                 floating[::1] dm, floating[:, ::1] vp, floating[:, ::1] mp, bint wide):
     cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3], K = gy.shape[3]
     cdef Py_ssize_t OH = gy.shape[1], OW = gy.shape[2], A = m + 2, R = dm.shape[0] // (A * A * K)
     cdef Py_ssize_t bi, b, i, p, q, cnt
@@ -512,9 +555,5 @@ def _weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy
                              (q // tw) % th * m, q % tw * m, &dm[i * K], cnt * K)
             # each point owns du[p]; each thread its packing buffers
             for p in prange(A * A, schedule="static", num_threads=vp.shape[0]):
-                if floating is float:
-                    fc_wdw_float(cnt, C, K, &v[p * cnt * C], &dm[p * cnt * K], &du[p, 0, 0],
-                                 &vp[threadid(), 0], &mp[threadid(), 0])
-                else:
-                    fc_wdw_double(cnt, C, K, &v[p * cnt * C], &dm[p * cnt * K], &du[p, 0, 0],
-                                  &vp[threadid(), 0], &mp[threadid(), 0])
+                _wdw(wide, cnt, C, K, &v[p * cnt * C], &dm[p * cnt * K], &du[p, 0, 0],
+                     &vp[threadid(), 0], &mp[threadid(), 0])
