@@ -160,9 +160,10 @@ class NativeBackend:
     _winograd_grad_tiles = 144  # ... and of their weight gradient
 
     def _winograd_blas(self, n):
-        """Single-threaded BLAS for a call whose ``n`` images run on more than one worker: the
-        workers' GEMMs and the weight transforms too (at 2 threads OpenBLAS took 2-50 ms,
-        erratically, on their skinny ``(A, 3) @ (3, C*K)`` products: 1 ms on one thread)."""
+        """Single-threaded BLAS for a call whose ``n`` images run on more than one thread: the
+        workers' GEMMs (without the fused kernels) and the weight transforms (at 2 threads
+        OpenBLAS took 2-50 ms, erratically, on their skinny ``(A, 3) @ (3, C*K)`` products: 1 ms
+        on one thread)."""
         from contextlib import nullcontext
         if not self.set_num_threads or min(n, self._threads()) < 2:
             return nullcontext()
@@ -202,9 +203,8 @@ class NativeBackend:
         # U[a*A + b] = (G w G^T)[a, b]: (A*A, C, K), or (A*A, ...) of the kernels' panels of w
         wt = k.panels(w) if fused else w
         u = xp.matmul(gm, (gm @ wt.reshape(3, -1)).reshape(a, 3, -1)).reshape(a * a, *wt.shape[2:])
-        if fused:   # transforms and GEMMs per block of tiles in cache (kernels/README.md)
-            self._per_worker(n, th * tw, lambda lo, hi: k.forward(
-                x, u, y, lo, hi - lo, m, pt, pl, self._winograd_fused_tiles))
+        if fused:   # transforms and GEMMs per block of tiles in cache, on OpenMP's threads
+            k.forward(x, u, y, 0, n * th * tw, m, pt, pl, self._winograd_fused_tiles)
             return
 
         def block(t0, v, mv, _):
@@ -231,12 +231,9 @@ class NativeBackend:
         a = m + 2
         th, tw = -(-g.oh // m), -(-g.ow // m)
         if hasattr(k, "weight_grad"):   # transforms and GEMMs per block of tiles in cache
-            def work(lo, hi):
-                du = xp.zeros((a * a, g.c, g.o), x.dtype)
-                k.weight_grad(x, gy, du, lo, hi - lo, m, g.pt, g.pl,
-                              max(self._winograd_grad_tiles, self._summed_tiles(g.c, g.o)))
-                return du
-            du = sum(self._per_worker(g.n, th * tw, work))
+            du = xp.zeros((a * a, g.c, g.o), x.dtype)
+            k.weight_grad(x, gy, du, 0, g.n * th * tw, m, g.pt, g.pl,
+                          max(self._winograd_grad_tiles, self._summed_tiles(g.c, g.o)))
         else:
             def block(t0, v, dm, acc):
                 du, part = acc
