@@ -49,9 +49,11 @@ def test_pointwise_matches_reference(backend, case, dtype, threads):
         ref = reference("conv2d_backward", gy, x, w, **kw)
         assert_close(got.dx, ref.dx, dtype, o // groups)
         assert_close(got.dw, ref.dw, dtype, n * h * wd)
+        assert_close(got.db, ref.db, dtype, n * h * wd)   # summed in the weight gradient's pass
         again = fastconv.conv2d_backward(gy, x, w, algorithm="1x1", backend=backend, **kw)
         np.testing.assert_array_equal(again.dw, got.dw)      # static splits: the same bits
         np.testing.assert_array_equal(again.dx, got.dx)
+        np.testing.assert_array_equal(again.db, got.db)
     finally:
         pw.MAX_OUTPUTS = old
 
@@ -89,6 +91,7 @@ def test_entry_checks(backend):
         lambda: k.backward_weight(gy, x, np.empty((1, 1, 6, 4), f), 2, 2, 1),  # gw outputs
         lambda: k.backward_weight(gy, x, gy, 2, 2, 1),                         # gw rank/shape
         lambda: k.backward_weight(gy[:1], x, np.empty_like(w), 2, 2, 1),       # batch
+        lambda: k.backward_weight(gy, x, np.empty_like(w), 2, 2, 1, gb=np.empty(2, f)),  # gb
     ]
     x.flags.writeable = False   # an output that cannot be written
     for call in bad:

@@ -89,7 +89,7 @@ class NativeBackend:
             gb = xp.empty(g.o, x.dtype)   # summed in the weight gradient's pass (CPU)
             self.k.depthwise.backward(gy, x, w, gx, gw, *g.stride_args(), gb=gb)
         elif algorithm == "1x1":
-            self._backward_1x1(gy, x, w, g, gx, gw)
+            gb = self._backward_1x1(gy, x, w, g, gx, gw)
         elif algorithm == "winograd":
             self._backward_winograd(gy, x, w, g, gx, gw)
         else:
@@ -122,22 +122,25 @@ class NativeBackend:
         return pw if pw is not None and g.o // g.groups <= pw.MAX_OUTPUTS else None
 
     def _backward_1x1(self, gy, x, w, g, gx, gw):
+        """Returns the bias gradient where the kernel sums it in its pass over gy, else None."""
         pw = self._pointwise(g)
         if pw:
-            pw.backward_weight(gy, x, gw, g.sh, g.sw, g.groups)
+            gb = self.xp.empty(g.o, x.dtype)
+            pw.backward_weight(gy, x, gw, g.sh, g.sw, g.groups, gb=gb)
             if gx is not None:
                 pw.backward_input(gy, w, gx, g.sh, g.sw, g.groups)
-            return
+            return gb
         xp = self.xp
         cols, dy = self._rows(self._subsample(x, g), g), self._rows(gy, g)
         xp.matmul(cols.swapaxes(1, 2), dy, out=self._grouped(gw, g))
         if gx is None:
-            return
+            return None
         sub = gx if g.sh == g.sw == 1 else xp.empty((g.n, g.oh, g.ow, g.c), gx.dtype)
         xp.matmul(dy, self._grouped(w, g).swapaxes(1, 2), out=self._rows(sub, g))
         if sub is not gx:
             gx[...] = 0
             gx[:, ::g.sh, ::g.sw][:, :g.oh, :g.ow] = sub
+        return None
 
     def _backward_im2col(self, gy, x, w, g, gx, gw):
         xp = self.xp

@@ -4,7 +4,7 @@ Each public function checks its arguments in plain Python, lists the filter taps
 real cell along each axis (``_taps``; padded cells read as zeros and are skipped), then runs a
 fused (float32/float64) kernel without the GIL, one static range of rows (weight gradient:
 bands of rows) per thread. The hot loops are C (GCC vector extensions), compiled twice by
-``target_clones``: AVX2+FMA (chosen at run time) and the build's baseline.
+``target_clones``: AVX2+FMA (chosen at run time) and the build's baseline (``fc_isa.h``).
 
 - ``cd_tile``: a register tile of 3 pixels x 4 vectors of output channels (where there are
   fewer, up to 4 pixels x 2 vectors), summed over every tap (rows x (column, channel)) before
@@ -14,9 +14,11 @@ bands of rows) per thread. The hot loops are C (GCC vector extensions), compiled
 - Weight gradient, not expanded: ``cd_gemm``, a GEMM (every tap x output channels) whose
   reduction runs over a band of output rows, in register tiles of 3 taps x 4 vectors (or 6 x 2,
   6 x 1) kept over all the band's pixels whose taps are all real, prefetching the next band
-  one line every few pixels. Unless gy's vectors are aligned (32 bytes), the band is first
-  copied to an aligned per-thread buffer (``cd_pack``, which also sums the bias gradient);
-  otherwise the bias gradient sums the band in registers (``cd_rowsum``).
+  one line every few pixels. Where the CPU has AVX-512 (:data:`AVX512`), its vectors are 64
+  bytes and, with 32 registers, its tiles of 4 vectors 6 taps tall. Unless gy's vectors are
+  aligned (to a vector), the band is first copied to an aligned per-thread buffer
+  (``cd_pack``, which also sums the bias gradient); otherwise the bias gradient sums the band
+  in registers (``cd_rowsum``).
 - Groups of 4 input and 4 output channels filling whole vectors (ResNeXt's 32x4d): ``cd_rot4``,
   x's vector at the output's channels rotated within each group of 4 lanes (three in-lane
   permutes) times weights rotated the same way once per call (``_rotations``): a pixel's sums over

@@ -121,19 +121,31 @@ cdef extern from *:
         }                                                                                      \\
     }                                                                                          \\
     /* n pixels: acc[g][c][ob*2L + i] += sum_p x[p*xs + g*Cg + c] * dy[p*dys + blk*2L + i],   \\
-       blk = g*NB + ob (dy padded to whole blocks per group) */                                \\
+       blk = g*NB + ob (dy padded to whole blocks per group), acc's rows Cg + 1 apart; bias:   \\
+       also acc[g][Cg][ob*2L + i] += sum_p dy[p*dys + blk*2L + i] (the bias gradient) */       \\
     FC_CLONES static void fc_pw_w_##T(Py_ssize_t n, const T* x, Py_ssize_t xs, const T* dy,    \\
                                       Py_ssize_t dys, Py_ssize_t Cg, Py_ssize_t G,             \\
-                                      Py_ssize_t NB, T* acc) {                                 \\
+                                      Py_ssize_t NB, T* acc, int bias) {                       \\
         enum { L = sizeof(V) / sizeof(T) };                                                    \\
         const Py_ssize_t as = NB * 2 * L;                                                      \\
         for (Py_ssize_t g = 0; g < G; g++)                                                     \\
-            for (Py_ssize_t ob = 0; ob < NB; ob++)                                             \\
+            for (Py_ssize_t ob = 0; ob < NB; ob++) {                                           \\
+                if (bias) {   /* the block of dy, in L1 for the tiles that follow */           \\
+                    const T* dp = dy + (g * NB + ob) * 2 * L;                                  \\
+                    V s0 = {0}, s1 = {0};                                                      \\
+                    for (Py_ssize_t p = 0; p < n; p++) {                                       \\
+                        s0 += *(const V*)(dp + p * dys);                                       \\
+                        s1 += *(const V*)(dp + p * dys + L);                                   \\
+                    }                                                                          \\
+                    T* bp = acc + (g * (Cg + 1) + Cg) * as + ob * 2 * L;                       \\
+                    *(V*)bp += s0;                                                             \\
+                    *(V*)(bp + L) += s1;                                                       \\
+                }                                                                              \\
                 for (Py_ssize_t c = 0; c < Cg; c += FC_P) {                                    \\
                     const int P = Cg - c < FC_P ? Cg - c : FC_P;                               \\
                     const T* xp = x + g * Cg + c;                                              \\
                     const T* dp = dy + (g * NB + ob) * 2 * L;                                  \\
-                    T* ap = acc + (g * Cg + c) * as + ob * 2 * L;                              \\
+                    T* ap = acc + (g * (Cg + 1) + c) * as + ob * 2 * L;                        \\
                     switch (P) {                                                               \\
                     case 6: fc_wtile_##T(6, n, xp, xs, dp, dys, ap, as); break;                \\
                     case 5: fc_wtile_##T(5, n, xp, xs, dp, dys, ap, as); break;                \\
@@ -143,6 +155,7 @@ cdef extern from *:
                     default: fc_wtile_##T(1, n, xp, xs, dp, dys, ap, as);                      \\
                     }                                                                          \\
                 }                                                                              \\
+            }                                                                                  \\
     }
     FC_PW(float, fc_vf, fc_if)
     FC_PW(double, fc_vd, fc_id)
@@ -155,10 +168,10 @@ cdef extern from *:
                       const double* bp, int relu) noexcept nogil
     void fc_pw_w_float(Py_ssize_t n, const float* x, Py_ssize_t xs, const float* dy,
                        Py_ssize_t dys, Py_ssize_t Cg, Py_ssize_t G, Py_ssize_t NB,
-                       float* acc) noexcept nogil
+                       float* acc, int bias) noexcept nogil
     void fc_pw_w_double(Py_ssize_t n, const double* x, Py_ssize_t xs, const double* dy,
                         Py_ssize_t dys, Py_ssize_t Cg, Py_ssize_t G, Py_ssize_t NB,
-                        double* acc) noexcept nogil
+                        double* acc, int bias) noexcept nogil
 
 # pixels per task at stride 1: the forward's a multiple of the 6-pixel tile; the weight
 # gradient's so that the chunk of x stays in L1 across its passes
@@ -222,25 +235,31 @@ def backward_input(gy, w, gx, sh, sw, groups):
          sw, True)
 
 
-def backward_weight(gy, x, gw, sh, sw, groups):
+def backward_weight(gy, x, gw, sh, sw, groups, gb=None):
     """Gradient of :func:`forward` (without its epilogue) with respect to w, into ``gw``
-    ``(1, 1, C // groups, O)``: per-thread partial sums over static pixel ranges, added in a
-    fixed order."""
+    ``(1, 1, C // groups, O)``, and the bias's, ``gy`` summed over its pixels, into ``gb``
+    ``(O,)`` unless None, from the same pass over gy: per-thread partial sums over static pixel
+    ranges, added in a fixed order."""
     op = "pointwise.backward_weight"
     _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4)}, {"gw": (gw, 4)})
     sh, sw, groups = _checks.pointwise(op, x, gw, gy, "x", "gy", sh, sw, groups)
+    bias = _checks.bias_grad(op, gb, gy)
     cg, o = gw.shape[2], gw.shape[3]
     og, blk = o // groups, _block(x.dtype)
     nb = -(-og // blk) if og else 0
-    parts = np.zeros((max(1, get_max_threads()), groups, cg, nb * blk), x.dtype)
-    if gy.size and x.size and cg:
+    # per thread and group: cg rows of the weight gradient, then the bias gradient's
+    parts = np.zeros((max(1, get_max_threads()), groups, cg + 1, nb * blk), x.dtype)
+    if gy.size and (x.size and cg or bias):
         dy = gy.reshape(-1, o)
         if og != nb * blk:   # whole blocks per group: each reads 2L values of dy
             pad = np.zeros((dy.shape[0], groups, nb * blk), x.dtype)
             pad[:, :, :og] = dy.reshape(-1, groups, og)
             dy = pad.reshape(dy.shape[0], -1)
-        _weight(x, dy, parts, gy.shape[1], gy.shape[2], cg, groups, nb, sh, sw)
-    gw[0, 0] = parts.sum(axis=0)[:, :, :og].transpose(1, 0, 2).reshape(cg, o)
+        _weight(x, dy, parts, gy.shape[1], gy.shape[2], cg, groups, nb, sh, sw, bias)
+    total = parts.sum(axis=0)[:, :, :og]
+    gw[0, 0] = total[:, :cg].transpose(1, 0, 2).reshape(cg, o)
+    if bias:
+        gb[...] = total[:, cg].reshape(o)
 
 
 # ------------------------------------------------------------------------------------ drivers
@@ -306,9 +325,9 @@ def _run(const floating[:, :, :, ::1] src, floating[:, :, :, ::1] dst, Py_ssize_
 
 def _weight(const floating[:, :, :, ::1] x, const floating[:, ::1] dy,
             floating[:, :, :, ::1] parts, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Cg,
-            Py_ssize_t G, Py_ssize_t NB, Py_ssize_t sh, Py_ssize_t sw):
+            Py_ssize_t G, Py_ssize_t NB, Py_ssize_t sh, Py_ssize_t sw, bint bias):
     """``parts[thread]`` += the weight gradient of the pixels that thread ran (``dy``: rows of
-    whole blocks per group)."""
+    whole blocks per group), and their bias gradient when ``bias``."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[3], D = dy.shape[1], total = dy.shape[0]
     cdef Py_ssize_t tasks, t, n, r, cnt
     cdef const floating* xs
@@ -328,6 +347,7 @@ def _weight(const floating[:, :, :, ::1] x, const floating[:, ::1] dy,
                 xs = &x[n, (t - n * OH) * sh, 0, 0]
                 r = t * OW
             if floating is float:
-                fc_pw_w_float(cnt, xs, C if flat else sw * C, &dy[r, 0], D, Cg, G, NB, acc)
+                fc_pw_w_float(cnt, xs, C if flat else sw * C, &dy[r, 0], D, Cg, G, NB, acc, bias)
             else:
-                fc_pw_w_double(cnt, xs, C if flat else sw * C, &dy[r, 0], D, Cg, G, NB, acc)
+                fc_pw_w_double(cnt, xs, C if flat else sw * C, &dy[r, 0], D, Cg, G, NB, acc,
+                               bias)

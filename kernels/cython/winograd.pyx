@@ -9,7 +9,7 @@ stored ``v[a*A + b, t, channel]``: one ``(T, channels)`` matrix per point, for t
   ``x`` are zeros);
 - ``output_transform``: ``y = A^T M A`` into the tile's ``m x m`` output cells inside ``y``;
 - ``output_transform_t``: its transpose, ``dm = A gy A^T`` (the weight gradient's side).
-- ``forward``: all three per small block of tiles, with its own AVX2 register-tiled GEMMs, in cache.
+- ``forward``: all three per small block of tiles, with its own register-tiled GEMMs, in cache.
 - ``weight_grad``: the input transform and ``output_transform_t`` per block of tiles, then the
   weight gradient's GEMMs, its own too, added to ``du``.
 
@@ -17,7 +17,9 @@ Each is two passes of 1-D transforms (hard-coded: Lavin & Gray's matrices for m 
 points 0, 1, -1, 2 and infinity for m = 3) through a per-tile
 buffer of at most 64 channels, in parallel over the tiles; the 1-D transforms run over the
 contiguous channels and are compiled by GCC for AVX2+FMA (chosen at run time) and for the
-build's baseline. Tiles at the edges go through a zero-filled (or cropped) copy.
+build's baseline (``fc_isa.h``). The GEMMs come in two widths: AVX2's 32-byte vectors, and
+AVX-512's 64-byte ones, run where the CPU has them (:data:`AVX512`). Tiles at the edges go
+through a zero-filled (or cropped) copy.
 """
 from cython cimport floating
 from cython.parallel cimport prange, threadid

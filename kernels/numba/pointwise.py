@@ -55,13 +55,16 @@ def backward_input(gy, w, gx, sh, sw, groups):
         _run(gy, gx, _wt(w), np.zeros(0, gx.dtype), False, groups, sh, sw, True)
 
 
-def backward_weight(gy, x, gw, sh, sw, groups):
+def backward_weight(gy, x, gw, sh, sw, groups, gb=None):
     """Gradient of :func:`forward` (without its epilogue) with respect to w, into ``gw``
     ``(1, 1, C // groups, O)``: per-thread partial sums over static pixel ranges, added in a
-    fixed order."""
+    fixed order; and the bias's, ``gy`` summed over its pixels, into ``gb`` ``(O,)`` unless
+    None."""
     op = "pointwise.backward_weight"
     _checks.arrays(op, {"gy": (gy, 4), "x": (x, 4)}, {"gw": (gw, 4)})
     sh, sw, groups = _checks.pointwise(op, x, gw, gy, "x", "gy", sh, sw, groups)
+    if _checks.bias_grad(op, gb, gy):
+        gb[...] = gy.sum(axis=(0, 1, 2))
     parts = np.zeros((numba.get_num_threads(), gw.shape[3], gw.shape[2]), x.dtype)
     if gy.size and x.size:
         _weight(x, gy, parts, groups, sh, sw)
