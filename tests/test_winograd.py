@@ -184,6 +184,14 @@ def _fused_kernels(backend, name="forward"):
     return k
 
 
+@pytest.fixture
+def two_threads():
+    old = fastconv.get_num_threads()
+    fastconv.set_num_threads(2)
+    yield
+    fastconv.set_num_threads(old)
+
+
 def _width(k, wide):
     """Skips the AVX-512 GEMMs (``wide``) where the CPU or build has none."""
     if wide and not k.AVX512:
@@ -257,12 +265,16 @@ def test_winograd_forward_kernel_checks_its_arguments(backend):
 @pytest.mark.parametrize("backend", FAST_CPU)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("wide", [False, True], ids=["avx2", "avx512"])
-def test_winograd_weight_grad_kernel_matches_reference(backend, dtype, wide):
+@pytest.mark.parametrize("own", [True, False], ids=["own-sums", "shared-points"])
+def test_winograd_weight_grad_kernel_matches_reference(monkeypatch, two_threads, backend, dtype,
+                                                       wide, own):
     """The fused weight gradient on random shapes, tile ranges and blocks (channels past its
     6-row and 2-vector register tiles, short last blocks) adds exactly its tiles' products to du:
-    the float64 transforms' ``sum_t v[p]^T dm[p]``, with the GEMMs of either vector width."""
+    the float64 transforms' ``sum_t v[p]^T dm[p]``, with the GEMMs of either vector width, on 2
+    threads with sums of their own or sharing each block's points."""
     k = _fused_kernels(backend, "weight_grad")
     wide = _width(k, wide)
+    monkeypatch.setattr(k, "_OWN_BYTES", 1 << 40 if own else 0)
     rng = np.random.default_rng(11)
     for trial in range(9):
         m = (2, 3, 4)[trial % 3]

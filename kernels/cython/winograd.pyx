@@ -142,9 +142,9 @@ cdef extern from *:
        a contiguous stream that stays in L1 while register tiles of 6 rows x 2L columns run down
        the rows. */
     #define FC_WMM(T, VB, ISA)                                                               \
-    ISA static void fc_wmm_##T##_v##VB(Py_ssize_t np, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K,  \
-                                   const T* restrict v, Py_ssize_t pv,                      \
-                                   const T* restrict u, T* restrict mv, Py_ssize_t pm) {    \
+    ISA static void fc_wmm_##T##_v##VB(Py_ssize_t np, Py_ssize_t R, Py_ssize_t C,           \
+                                       Py_ssize_t K, const T* restrict v, Py_ssize_t pv,    \
+                                       const T* restrict u, T* restrict mv, Py_ssize_t pm) { \
         typedef T V __attribute__((vector_size(VB)));                                       \
         enum { L = VB / sizeof(T) };                                                        \
         Py_ssize_t J = (K + 2 * L - 1) / (2 * L), p, j, r, c, i;                            \
@@ -186,9 +186,9 @@ cdef extern from *:
        du run down two contiguous streams over t, the 6-column block staying in L1 across the
        panels. vp and mp hold ceil(C/6)*6*R and ceil(K/2L)*2L*R elements. */
     #define FC_WDW(T, VB, ISA)                                                               \
-    ISA static void fc_wdw_##T##_v##VB(Py_ssize_t R, Py_ssize_t C, Py_ssize_t K,                 \
-                                   const T* restrict v, const T* restrict dm,               \
-                                   T* restrict du, T* restrict vp, T* restrict mp) {        \
+    ISA static void fc_wdw_##T##_v##VB(Py_ssize_t R, Py_ssize_t C, Py_ssize_t K,            \
+                                       const T* restrict v, const T* restrict dm,           \
+                                       T* restrict du, T* restrict vp, T* restrict mp) {    \
         typedef T V __attribute__((vector_size(VB)));                                       \
         enum { L = VB / sizeof(T) };                                                        \
         Py_ssize_t c, k, t, i;                                                              \
@@ -245,29 +245,29 @@ cdef extern from *:
                      Py_ssize_t os) noexcept nogil
     void fc_wg_double(int kind, Py_ssize_t n, const double* d, Py_ssize_t ds, double* o,
                       Py_ssize_t os) noexcept nogil
-    void fc_wmm_float_v32(Py_ssize_t npt, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K,
-                         const float* v, Py_ssize_t pv, const float* u, float* mv,
-                         Py_ssize_t pm) noexcept nogil
+    void fc_wmm_float_v32(Py_ssize_t npt, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, const float* v,
+                          Py_ssize_t pv, const float* u, float* mv, Py_ssize_t pm) noexcept nogil
     void fc_wmm_double_v32(Py_ssize_t npt, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K,
-                         const double* v, Py_ssize_t pv, const double* u, double* mv,
-                         Py_ssize_t pm) noexcept nogil
-    void fc_wmm_float_v64(Py_ssize_t npt, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K,
-                         const float* v, Py_ssize_t pv, const float* u, float* mv,
-                         Py_ssize_t pm) noexcept nogil
+                           const double* v, Py_ssize_t pv, const double* u, double* mv,
+                           Py_ssize_t pm) noexcept nogil
+    void fc_wmm_float_v64(Py_ssize_t npt, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, const float* v,
+                          Py_ssize_t pv, const float* u, float* mv, Py_ssize_t pm) noexcept nogil
     void fc_wmm_double_v64(Py_ssize_t npt, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K,
-                         const double* v, Py_ssize_t pv, const double* u, double* mv,
-                         Py_ssize_t pm) noexcept nogil
+                           const double* v, Py_ssize_t pv, const double* u, double* mv,
+                           Py_ssize_t pm) noexcept nogil
     void fc_wdw_float_v32(Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, const float* v,
-                         const float* dm, float* du, float* vp, float* mp) noexcept nogil
+                          const float* dm, float* du, float* vp, float* mp) noexcept nogil
     void fc_wdw_double_v32(Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, const double* v,
-                         const double* dm, double* du, double* vp, double* mp) noexcept nogil
+                           const double* dm, double* du, double* vp, double* mp) noexcept nogil
     void fc_wdw_float_v64(Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, const float* v,
-                         const float* dm, float* du, float* vp, float* mp) noexcept nogil
+                          const float* dm, float* du, float* vp, float* mp) noexcept nogil
     void fc_wdw_double_v64(Py_ssize_t R, Py_ssize_t C, Py_ssize_t K, const double* v,
-                         const double* dm, double* du, double* vp, double* mp) noexcept nogil
+                           const double* dm, double* du, double* vp, double* mp) noexcept nogil
     int fc_wide() noexcept nogil
 
 AVX512 = bool(fc_wide())   # this CPU runs the 64-byte-vector GEMMs (panels of 128 bytes)
+# the weight gradient's per-thread sums up to this many bytes in all (else shared points)
+_OWN_BYTES = 2 << 20
 
 
 def _lines(dtype, *shape):
@@ -374,7 +374,11 @@ def weight_grad(x, gy, du, t0, T, m, pt, pl, block=144, wide=None):
     """``du[p] +=`` the sum over tiles ``[t0, t0 + T)`` of ``v[p]^T dm[p]``: the input
     transform of x's patches (as :func:`input_transform`) against the transposed output
     transform of gy's cells (as :func:`output_transform_t`), per block of ``block`` tiles in
-    cache, with its own register-tiled GEMMs.
+    cache, with its own register-tiled GEMMs. Where every thread's copy of du fits in
+    ``_OWN_BYTES``, each thread runs one range of the tiles into its own sums, added to du in a
+    fixed order, so that no thread reads the transforms another wrote (mnist2's weight gradient
+    ran 1.1-2.2x slower sharing them, by where the host put the threads); otherwise the threads
+    share each block's transforms, then its points, each point's du owned by one thread.
 
     x ``(N, H, W, C)``; gy ``(N, OH, OW, K)``, the grid ``ceil(OH/m) x ceil(OW/m)``; du
     ``((m+2)^2, C, K)``, added to. wide: the AVX-512 GEMMs (None: where the CPU has them).
@@ -389,11 +393,17 @@ def weight_grad(x, gy, du, t0, T, m, pt, pl, block=144, wide=None):
         return
     threads, a2 = max(1, get_max_threads()), (m + 2) ** 2
     lanes = (128 if wide else 64) // x.itemsize
-    v, dm = _lines(x.dtype, a2 * r * c), _lines(x.dtype, a2 * r * k)
-    # each thread's packed copies of one point's v and dm (fc_wdw)
+    own = 1 < threads and threads * du.nbytes <= _OWN_BYTES
+    # the transforms of a block (per thread if own), each thread's packed copies of one point's
+    # (fc_wdw), and if own each thread's sums
+    v = _lines(x.dtype, threads if own else 1, a2 * r * c)
+    dm = _lines(x.dtype, threads if own else 1, a2 * r * k)
     vp = _lines(x.dtype, threads, -(-c // 6) * 6 * r)
     mp = _lines(x.dtype, threads, -(-k // lanes) * lanes * r)
-    _weight_grad(x, gy, du, t0, T, m, th, tw, pt, pl, v, dm, vp, mp, wide)
+    parts = _lines(x.dtype, threads if own else 0, a2 * c * k)
+    _weight_grad(x, gy, du, t0, T, m, th, tw, pt, pl, r, v, dm, vp, mp, parts, own, wide)
+    if own:
+        du += parts[:, :a2 * c * k].sum(axis=0).reshape(du.shape)
 
 
 # ------------------------------------------------------------------------------------ kernels
@@ -552,25 +562,52 @@ def _forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] u,
 
 def _weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
                  floating[:, :, ::1] du, Py_ssize_t t0, Py_ssize_t T, Py_ssize_t m,
-                 Py_ssize_t th, Py_ssize_t tw, Py_ssize_t pt, Py_ssize_t pl, floating[::1] v,
-                 floating[::1] dm, floating[:, ::1] vp, floating[:, ::1] mp, bint wide):
+                 Py_ssize_t th, Py_ssize_t tw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t R,
+                 floating[:, ::1] v, floating[:, ::1] dm, floating[:, ::1] vp,
+                 floating[:, ::1] mp, floating[:, ::1] parts, bint own, bint wide):
     cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3], K = gy.shape[3]
-    cdef Py_ssize_t OH = gy.shape[1], OW = gy.shape[2], A = m + 2, R = dm.shape[0] // (A * A * K)
-    cdef Py_ssize_t bi, b, i, p, q, cnt
+    cdef Py_ssize_t OH = gy.shape[1], OW = gy.shape[2], A = m + 2, nt = vp.shape[0]
+    cdef Py_ssize_t j, tid, lo, hi, b, i, p, q, cnt
+    cdef floating* vt
+    cdef floating* dt
     # no input cells: the gathers read nothing (T > 0: gy has cells)
     cdef const floating* xb = &x[0, 0, 0, 0] if x.size else NULL
+    if not own:
+        with nogil:
+            b = 0
+            while b < T:
+                cnt = min(R, T - b)
+                # each tile owns its rows of v and dm
+                for i in prange(cnt, schedule="static", num_threads=nt):
+                    q = t0 + b + i
+                    _gather_tile(xb + q // (th * tw) * H * W * C, H, W, C, m - 2, A, A,
+                                 (q // tw) % th * m - pt, q % tw * m - pl, &v[0, i * C], cnt * C)
+                    _gather_tile(&gy[q // (th * tw), 0, 0, 0], OH, OW, K, m + 4, m, A,
+                                 (q // tw) % th * m, q % tw * m, &dm[0, i * K], cnt * K)
+                # each point owns du[p]; each thread its packing buffers
+                for p in prange(A * A, schedule="static", num_threads=nt):
+                    _wdw(wide, cnt, C, K, &v[0, p * cnt * C], &dm[0, p * cnt * K], &du[p, 0, 0],
+                         &vp[threadid(), 0], &mp[threadid(), 0])
+                b = b + cnt
+        return
     with nogil:
-        for bi in range((T + R - 1) // R):
-            b = bi * R
-            cnt = min(R, T - b)
-            # each tile owns its rows of v and dm
-            for i in prange(cnt, schedule="static", num_threads=vp.shape[0]):
-                q = t0 + b + i
-                _gather_tile(xb + q // (th * tw) * H * W * C, H, W, C, m - 2, A, A,
-                             (q // tw) % th * m - pt, q % tw * m - pl, &v[i * C], cnt * C)
-                _gather_tile(&gy[q // (th * tw), 0, 0, 0], OH, OW, K, m + 4, m, A,
-                             (q // tw) % th * m, q % tw * m, &dm[i * K], cnt * K)
-            # each point owns du[p]; each thread its packing buffers
-            for p in prange(A * A, schedule="static", num_threads=vp.shape[0]):
-                _wdw(wide, cnt, C, K, &v[p * cnt * C], &dm[p * cnt * K], &du[p, 0, 0],
-                     &vp[threadid(), 0], &mp[threadid(), 0])
+        # range j of the tiles, in blocks of R, into the sums of the thread that runs it
+        for j in prange(nt, schedule="static", num_threads=nt):
+            tid = threadid()
+            vt = &v[tid, 0]
+            dt = &dm[tid, 0]
+            lo = T * j // nt
+            hi = T * (j + 1) // nt
+            b = lo
+            while b < hi:
+                cnt = min(R, hi - b)
+                for i in range(cnt):
+                    q = t0 + b + i
+                    _gather_tile(xb + q // (th * tw) * H * W * C, H, W, C, m - 2, A, A,
+                                 (q // tw) % th * m - pt, q % tw * m - pl, vt + i * C, cnt * C)
+                    _gather_tile(&gy[q // (th * tw), 0, 0, 0], OH, OW, K, m + 4, m, A,
+                                 (q // tw) % th * m, q % tw * m, dt + i * K, cnt * K)
+                for p in range(A * A):
+                    _wdw(wide, cnt, C, K, vt + p * cnt * C, dt + p * cnt * K,
+                         &parts[tid, p * C * K], &vp[tid, 0], &mp[tid, 0])
+                b = b + cnt
