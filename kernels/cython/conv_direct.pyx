@@ -738,26 +738,22 @@ cdef extern from *:
                         const double* b, Py_ssize_t b_c, Py_ssize_t b_r, Py_ssize_t b_t,
                         double* out, Py_ssize_t o_p) noexcept nogil
     void fc_stream(char* dst, const char* src, Py_ssize_t n) noexcept nogil
-    void cd_gemm_float_v32(Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R, Py_ssize_t Q,
-                          const float* a, Py_ssize_t a_r, Py_ssize_t a_q,
-                          const Py_ssize_t* off, const float* b, Py_ssize_t b_r,
-                          Py_ssize_t b_q, float* out, Py_ssize_t o_t, const char* pf,
-                          Py_ssize_t pn) noexcept nogil
-    void cd_gemm_float_v64(Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R, Py_ssize_t Q,
-                          const float* a, Py_ssize_t a_r, Py_ssize_t a_q,
-                          const Py_ssize_t* off, const float* b, Py_ssize_t b_r,
-                          Py_ssize_t b_q, float* out, Py_ssize_t o_t, const char* pf,
-                          Py_ssize_t pn) noexcept nogil
+    void cd_gemm_float_v32(Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R, Py_ssize_t Q, const float* a,
+                           Py_ssize_t a_r, Py_ssize_t a_q, const Py_ssize_t* off, const float* b,
+                           Py_ssize_t b_r, Py_ssize_t b_q, float* out, Py_ssize_t o_t,
+                           const char* pf, Py_ssize_t pn) noexcept nogil
+    void cd_gemm_float_v64(Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R, Py_ssize_t Q, const float* a,
+                           Py_ssize_t a_r, Py_ssize_t a_q, const Py_ssize_t* off, const float* b,
+                           Py_ssize_t b_r, Py_ssize_t b_q, float* out, Py_ssize_t o_t,
+                           const char* pf, Py_ssize_t pn) noexcept nogil
     void cd_gemm_double_v32(Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R, Py_ssize_t Q,
-                          const double* a, Py_ssize_t a_r, Py_ssize_t a_q,
-                          const Py_ssize_t* off, const double* b, Py_ssize_t b_r,
-                          Py_ssize_t b_q, double* out, Py_ssize_t o_t, const char* pf,
-                          Py_ssize_t pn) noexcept nogil
+                            const double* a, Py_ssize_t a_r, Py_ssize_t a_q, const Py_ssize_t* off,
+                            const double* b, Py_ssize_t b_r, Py_ssize_t b_q, double* out,
+                            Py_ssize_t o_t, const char* pf, Py_ssize_t pn) noexcept nogil
     void cd_gemm_double_v64(Py_ssize_t n, Py_ssize_t nt, Py_ssize_t R, Py_ssize_t Q,
-                          const double* a, Py_ssize_t a_r, Py_ssize_t a_q,
-                          const Py_ssize_t* off, const double* b, Py_ssize_t b_r,
-                          Py_ssize_t b_q, double* out, Py_ssize_t o_t, const char* pf,
-                          Py_ssize_t pn) noexcept nogil
+                            const double* a, Py_ssize_t a_r, Py_ssize_t a_q, const Py_ssize_t* off,
+                            const double* b, Py_ssize_t b_r, Py_ssize_t b_q, double* out,
+                            Py_ssize_t o_t, const char* pf, Py_ssize_t pn) noexcept nogil
     int fc_wide() noexcept nogil
     void cd_dot_float(Py_ssize_t n, Py_ssize_t m, const float* a, Py_ssize_t a_step,
                       const float* b, Py_ssize_t b_step, float* out) noexcept nogil
