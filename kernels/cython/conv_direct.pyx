@@ -788,9 +788,14 @@ cdef extern from *:
 AVX512 = bool(fc_wide())   # this CPU runs the weight gradient's 64-byte-vector GEMM
 
 
+cdef inline Py_ssize_t _vector_bytes(bint wide) noexcept nogil:
+    """The weight gradient's GEMM vectors: 64 bytes if ``wide`` (AVX-512), else 32."""
+    return 64 if wide else 32
+
+
 def _whole_vectors(n, itemsize, wide):
-    """``n`` elements rounded up to whole vectors of the GEMM (64 bytes if ``wide``, else 32)."""
-    lanes = (64 if wide else 32) // itemsize
+    """``n`` elements rounded up to whole vectors of the GEMM."""
+    lanes = _vector_bytes(wide) // itemsize
     return -(-n // lanes) * lanes
 
 
@@ -1548,7 +1553,7 @@ cdef Py_ssize_t _weight_band(const floating[:, :, :, ::1] gy, const floating[:, 
         # gy's vectors straddle cache lines unless aligned: then a copy, which also sums the
         # bias gradient when it is the whole band
         copied = (<uintptr_t>&gy[n, s0, lo_all, 0] | O * sizeof(floating)
-                  | Og * sizeof(floating)) % (64 if wide else 32) != 0
+                  | Og * sizeof(floating)) % _vector_bytes(wide) != 0
         summed = copied and bias and s0 == r0 and s1 == r1 and lo_all == 0 and hi_all == OW
         if copied and groups == 1 and lo_all == 0 and hi_all == OW:
             ret = s0

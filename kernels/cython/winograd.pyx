@@ -25,6 +25,8 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy, memset
 
+import math
+
 import numpy as np
 
 from fastconv.kernels import _checks
@@ -279,10 +281,15 @@ def _lines(dtype, *shape):
     *lead, n = shape
     per_line = 64 // dtype.itemsize
     row = -(-n // per_line) * per_line
-    count = row * int(np.prod(lead, dtype=np.int64))
+    count = row * math.prod(lead)
     buf = np.zeros(count * dtype.itemsize + 64, np.uint8)
     start = -buf.ctypes.data % 64
     return buf[start:start + count * dtype.itemsize].view(dtype).reshape(*lead, row)
+
+
+def _panel_bytes(wide):
+    """The GEMMs' panels of output channels: two vectors, of 64 bytes if ``wide`` (AVX-512)."""
+    return 128 if wide else 64
 
 
 def _wide(op, wide):
@@ -337,7 +344,7 @@ def panels(w, wide=None):
     by default where the CPU has AVX-512) / itemsize, one register tile's width, zeros past K:
     ``(..., ceil(K/P), C, P)``, the layout of :func:`forward`'s u, where each panel is one
     contiguous stream for the GEMMs."""
-    P = (128 if _wide("winograd.panels", wide) else 64) // w.itemsize
+    P = _panel_bytes(_wide("winograd.panels", wide)) // w.itemsize
     *lead, c, k = w.shape
     full = k // P
     out = _lines(w.dtype, *lead, -(-k // P), c, P)
@@ -358,9 +365,9 @@ def forward(x, u, y, t0, T, m, pt, pl, block=6):
     """
     op = "winograd.forward"
     _checks.arrays(op, {"x": (x, 4), "u": (u, 4)}, {"y": (y, 4)})
-    wide = _wide(op, u.shape[3] * u.itemsize == 128)
+    wide = _wide(op, u.shape[3] * u.itemsize == _panel_bytes(True))
     t0, T, m, th, tw, pt, pl, block = _checks.winograd_blocks(op, x, u, y, t0, T, m, pt, pl,
-                                                              block, 128 if wide else 64)
+                                                              block, _panel_bytes(wide))
     if T == 0 or y.shape[3] == 0:
         return
     threads, r = max(1, get_max_threads()), (block + 5) // 6 * 6
@@ -392,7 +399,7 @@ def weight_grad(x, gy, du, t0, T, m, pt, pl, block=144, wide=None):
     if T == 0 or c == 0 or k == 0:
         return
     threads, a2 = max(1, get_max_threads()), (m + 2) ** 2
-    lanes = (128 if wide else 64) // x.itemsize
+    lanes = _panel_bytes(wide) // x.itemsize
     own = 1 < threads and threads * du.nbytes <= _OWN_BYTES
     # the transforms of a block (per thread if own), each thread's packed copies of one point's
     # (fc_wdw), and if own each thread's sums
@@ -413,7 +420,6 @@ cdef inline void _tf(int kind, Py_ssize_t n, const floating* d, Py_ssize_t ds, f
         fc_wg_float(kind, n, d, ds, o, os)
     else:
         fc_wg_double(kind, n, d, ds, o, os)
-
 
 
 cdef inline void _wmm(bint wide, Py_ssize_t npt, Py_ssize_t R, Py_ssize_t C, Py_ssize_t K,
@@ -560,6 +566,19 @@ def _forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] u,
                               (q // tw) % th * m, q % tw * m)
 
 
+cdef inline void _gather_pair(const floating* xb, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
+                              const floating* gb, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t K,
+                              Py_ssize_t q, Py_ssize_t m, Py_ssize_t th, Py_ssize_t tw,
+                              Py_ssize_t pt, Py_ssize_t pl, floating* v, floating* dm,
+                              Py_ssize_t cnt) noexcept nogil:
+    """Tile q of the weight gradient: the input transform of its patch of x (images ``H x W x
+    C`` at ``xb``) into v, the transposed output transform of its cells of gy (``OH x OW x K`` at
+    ``gb``) into dm; in both the points are ``cnt`` rows apart."""
+    cdef Py_ssize_t n = q // (th * tw), A = m + 2, r0 = (q // tw) % th * m, q0 = q % tw * m
+    _gather_tile(xb + n * H * W * C, H, W, C, m - 2, A, A, r0 - pt, q0 - pl, v, cnt * C)
+    _gather_tile(gb + n * OH * OW * K, OH, OW, K, m + 4, m, A, r0, q0, dm, cnt * K)
+
+
 def _weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy,
                  floating[:, :, ::1] du, Py_ssize_t t0, Py_ssize_t T, Py_ssize_t m,
                  Py_ssize_t th, Py_ssize_t tw, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t R,
@@ -572,6 +591,7 @@ def _weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy
     cdef floating* dt
     # no input cells: the gathers read nothing (T > 0: gy has cells)
     cdef const floating* xb = &x[0, 0, 0, 0] if x.size else NULL
+    cdef const floating* gb = &gy[0, 0, 0, 0]
     if not own:
         with nogil:
             b = 0
@@ -580,10 +600,8 @@ def _weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy
                 # each tile owns its rows of v and dm
                 for i in prange(cnt, schedule="static", num_threads=nt):
                     q = t0 + b + i
-                    _gather_tile(xb + q // (th * tw) * H * W * C, H, W, C, m - 2, A, A,
-                                 (q // tw) % th * m - pt, q % tw * m - pl, &v[0, i * C], cnt * C)
-                    _gather_tile(&gy[q // (th * tw), 0, 0, 0], OH, OW, K, m + 4, m, A,
-                                 (q // tw) % th * m, q % tw * m, &dm[0, i * K], cnt * K)
+                    _gather_pair(xb, H, W, C, gb, OH, OW, K, q, m, th, tw, pt, pl, &v[0, i * C],
+                                 &dm[0, i * K], cnt)
                 # each point owns du[p]; each thread its packing buffers
                 for p in prange(A * A, schedule="static", num_threads=nt):
                     _wdw(wide, cnt, C, K, &v[0, p * cnt * C], &dm[0, p * cnt * K], &du[p, 0, 0],
@@ -603,10 +621,8 @@ def _weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] gy
                 cnt = min(R, hi - b)
                 for i in range(cnt):
                     q = t0 + b + i
-                    _gather_tile(xb + q // (th * tw) * H * W * C, H, W, C, m - 2, A, A,
-                                 (q // tw) % th * m - pt, q % tw * m - pl, vt + i * C, cnt * C)
-                    _gather_tile(&gy[q // (th * tw), 0, 0, 0], OH, OW, K, m + 4, m, A,
-                                 (q // tw) % th * m, q % tw * m, dt + i * K, cnt * K)
+                    _gather_pair(xb, H, W, C, gb, OH, OW, K, q, m, th, tw, pt, pl, vt + i * C,
+                                 dt + i * K, cnt)
                 for p in range(A * A):
                     _wdw(wide, cnt, C, K, vt + p * cnt * C, dt + p * cnt * K,
                          &parts[tid, p * C * K], &vp[tid, 0], &mp[tid, 0])
